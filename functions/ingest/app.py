@@ -1,0 +1,69 @@
+"""POST /v1/stores/{store_id}/events and /shopify: authenticate, validate, ingest once."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
+from cartrecovery.adapters.errors import error_code
+from cartrecovery.http import json_response, lower_headers, problem, raw_body
+from cartrecovery.usecases.receive import Rejected, receive_event, receive_shopify
+from cartrecovery.wiring import services
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+
+THROTTLED_CODES = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+                   "TooManyRequestsException"}
+
+
+@app.post("/v1/stores/<store_id>/events")
+def post_event(store_id: str) -> Response:
+    svc = services()
+    result = receive_event(svc.stores, svc.ingest, store_id, lower_headers(app.current_event.raw_event),
+                           raw_body(app.current_event.raw_event), time.time())
+    metrics.add_metric(name="EventAccepted" if result.status == "accepted" else "EventDuplicate",
+                       unit=MetricUnit.Count, value=1)
+    logger.info("event ingested", extra={"store_id": store_id, "event_id": result.event_id, "status": result.status})
+    if result.status == "duplicate":
+        return json_response(200, {"status": "duplicate"})
+    return json_response(202, {"status": "accepted", "event_id": result.event_id})
+
+
+@app.post("/v1/stores/<store_id>/shopify")
+def post_shopify(store_id: str) -> Response:
+    svc = services()
+    result = receive_shopify(svc.stores, svc.ingest, store_id, lower_headers(app.current_event.raw_event),
+                             raw_body(app.current_event.raw_event), time.time())
+    if result is None:
+        return json_response(200, {"status": "ignored"})
+    if result.status == "duplicate":
+        return json_response(200, {"status": "duplicate"})
+    return json_response(202, {"status": "accepted", "event_id": result.event_id})
+
+
+@app.exception_handler(Rejected)
+def rejected(exc: Rejected) -> Response:
+    logger.info("event rejected", extra={"status": exc.status, "title": exc.title})
+    metrics.add_metric(name=f"EventRejected{exc.status}", unit=MetricUnit.Count, value=1)
+    return problem(exc.status, exc.title, exc.detail, exc.errors)
+
+
+@app.exception_handler(Exception)
+def failed(exc: Exception) -> Response:
+    # Not the sender's fault: a dependency is throttled or down. Ask for a retry; the event is not lost
+    # because the sender retries and every effect of ingestion is idempotent.
+    if error_code(exc) in THROTTLED_CODES:
+        return problem(429, "Too Many Requests", "Please retry shortly.", headers={"Retry-After": "2"})
+    logger.exception("ingest failed")
+    return problem(503, "Service Unavailable", "Please retry shortly.", headers={"Retry-After": "5"})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,65 @@
+"""GET /u/{token} shows a confirmation (changes nothing: link scanners follow GETs);
+POST /u/{token} with List-Unsubscribe=One-Click unsubscribes at once (RFC 8058)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
+from cartrecovery.http import lower_headers, raw_body
+from cartrecovery.one_click import is_one_click
+from cartrecovery.pages import bad_request_page, confirm_page, done_page, not_found_page
+from cartrecovery.tokens import InvalidToken
+from cartrecovery.wiring import services
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+HTML = "text/html; charset=utf-8"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _page(status: int, body: str) -> Response:
+    return Response(status_code=status, content_type=HTML, body=body, headers=NO_STORE)
+
+
+@app.get("/u/<token>")
+def confirm(token: str) -> Response:
+    subject = services().unsubscribe.check(token)
+    return _page(200, confirm_page(_locale(subject.store_locale), subject.store_name, f"/u/{token}"))
+
+
+@app.post("/u/<token>")
+def one_click(token: str) -> Response:
+    event = app.current_event.raw_event
+    if not is_one_click(lower_headers(event).get("content-type", ""), raw_body(event)):
+        services().unsubscribe.check(token)  # an invalid token is still a 404, whatever the body
+        return _page(400, bad_request_page())
+    subject = services().unsubscribe(token)
+    metrics.add_metric(name="Unsubscribed", unit=MetricUnit.Count, value=1)
+    logger.info("unsubscribed", extra={"store_id": subject.token.store_id, "flow": subject.token.flow})
+    return _page(200, done_page(_locale(subject.store_locale), subject.store_name))
+
+
+@app.exception_handler(InvalidToken)
+def invalid(exc: InvalidToken) -> Response:
+    return _page(404, not_found_page())
+
+
+@app.exception_handler(Exception)
+def failed(exc: Exception) -> Response:
+    logger.exception("unsubscribe failed")
+    return Response(status_code=503, content_type=HTML, body=not_found_page(),
+                    headers={"Retry-After": "5", **NO_STORE})
+
+
+def _locale(locale: str) -> str:
+    return "ja" if locale.startswith("ja") else "en"
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)

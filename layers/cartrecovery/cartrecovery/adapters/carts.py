@@ -1,0 +1,229 @@
+"""Carts in DynamoDB: one item per (store, cart) holding the folded state, the step claims, the armed
+timer and the decision log. Writers touch disjoint attributes, so a fold never overwrites a claim."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from cartrecovery.adapters.dynamo_codec import from_item, opt_str, opt_time, to_attr
+from cartrecovery.domain.cart import CLAIMED, OPEN, CartState, Decision, StepRecord, Timer
+from cartrecovery.domain.events import Consent, Customer, Item
+from cartrecovery.ports import ConcurrentUpdate
+
+DEFAULT_RETENTION = timedelta(days=90)
+
+
+class DynamoCartRepository:
+    def __init__(self, client: Any, table: str, retention: timedelta = DEFAULT_RETENTION) -> None:
+        self.client = client
+        self.table = table
+        self.retention = retention
+
+    def _key(self, store_id: str, cart_id: str) -> dict[str, Any]:
+        return {"store_id": {"S": store_id}, "cart_id": {"S": cart_id}}
+
+    def get(self, store_id: str, cart_id: str) -> CartState | None:
+        item = self.client.get_item(TableName=self.table, Key=self._key(store_id, cart_id), ConsistentRead=True)
+        return decode_cart(from_item(item["Item"])) if "Item" in item else None
+
+    def save_fold(self, cart: CartState, expected_version: int | None) -> None:
+        fields = fold_fields(cart)
+        sets = [f"#{k} = :{k}" for k, v in fields.items() if v is not None]
+        removes = [f"#{k}" for k, v in fields.items() if v is None]
+        names = {f"#{k}": k for k in fields}
+        values = {f":{k}": to_attr(v) for k, v in fields.items() if v is not None}
+        sets += ["#version = :new_version", "#steps = if_not_exists(#steps, :no_steps)",
+                 "#decisions = if_not_exists(#decisions, :no_decisions)", "#expires_at = :expires_at"]
+        names.update({"#version": "version", "#steps": "steps", "#decisions": "decisions",
+                      "#expires_at": "expires_at"})
+        anchor = cart.last_activity_at or cart.closed_at or cart.first_seen_at
+        assert anchor is not None
+        values.update({":new_version": {"N": str(cart.version + 1)}, ":no_steps": {"M": {}},
+                       ":no_decisions": {"L": []},
+                       ":expires_at": {"N": str(int((anchor + self.retention).timestamp()))}})
+        if expected_version is None:
+            condition = "attribute_not_exists(cart_id)"
+        else:
+            condition = "#version = :expected"
+            values[":expected"] = {"N": str(expected_version)}
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            self.client.update_item(TableName=self.table, Key=self._key(cart.store_id, cart.cart_id),
+                                    UpdateExpression=expression, ConditionExpression=condition,
+                                    ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            raise ConcurrentUpdate(cart.cart_id) from exc
+
+    def arm_if_idle(self, store_id: str, cart_id: str, timer: Timer, decision: Decision) -> bool:
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=self._key(store_id, cart_id),
+                UpdateExpression="SET #timer = :timer, #decisions = list_append(#decisions, :decision)",
+                ConditionExpression="attribute_not_exists(#timer) AND #status = :open",
+                ExpressionAttributeNames={"#timer": "timer", "#decisions": "decisions", "#status": "status"},
+                ExpressionAttributeValues={":timer": to_attr(encode_timer(timer)),
+                                           ":decision": to_attr([encode_decision(decision)]),
+                                           ":open": {"S": OPEN}})
+            return True
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+
+    def update_progress(self, store_id: str, cart_id: str, *, decision: Decision,
+                        timer: Timer | bool | None = False,
+                        step: tuple[str, StepRecord] | None = None) -> None:
+        sets = ["#decisions = list_append(#decisions, :decision)"]
+        removes = []
+        names = {"#decisions": "decisions"}
+        values: dict[str, Any] = {":decision": to_attr([encode_decision(decision)])}
+        if timer is None:
+            removes.append("#timer")
+            names["#timer"] = "timer"
+        elif isinstance(timer, Timer):
+            sets.append("#timer = :timer")
+            names["#timer"] = "timer"
+            values[":timer"] = to_attr(encode_timer(timer))
+        if step is not None:
+            sets.append("#steps.#step = :step")
+            names.update({"#steps": "steps", "#step": step[0]})
+            values[":step"] = to_attr(encode_step(step[1]))
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        self.client.update_item(TableName=self.table, Key=self._key(store_id, cart_id),
+                                UpdateExpression=expression, ConditionExpression="attribute_exists(cart_id)",
+                                ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+
+    def claim_step(self, store_id: str, cart_id: str, key: str, record: StepRecord) -> bool:
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=self._key(store_id, cart_id),
+                UpdateExpression="SET #steps.#step = :record",
+                ConditionExpression="#status = :open AND attribute_not_exists(#steps.#step)",
+                ExpressionAttributeNames={"#steps": "steps", "#step": key, "#status": "status"},
+                ExpressionAttributeValues={":record": to_attr(encode_step(record)), ":open": {"S": OPEN}})
+            return True
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+
+    def release_step(self, store_id: str, cart_id: str, key: str, decision: Decision) -> None:
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=self._key(store_id, cart_id),
+                UpdateExpression="REMOVE #steps.#step SET #decisions = list_append(#decisions, :decision)",
+                ConditionExpression="#steps.#step.#status = :claimed",
+                ExpressionAttributeNames={"#steps": "steps", "#step": key, "#status": "status",
+                                          "#decisions": "decisions"},
+                ExpressionAttributeValues={":claimed": {"S": CLAIMED},
+                                           ":decision": to_attr([encode_decision(decision)])})
+        except self.client.exceptions.ConditionalCheckFailedException:
+            pass  # already released or finished by another delivery: nothing to undo
+
+    def list_for_store(self, store_id: str) -> list[CartState]:
+        """Every cart of a store (operator tools: erase, explain); paginated query, not a scan."""
+        carts: list[CartState] = []
+        kwargs: dict[str, Any] = {"TableName": self.table, "KeyConditionExpression": "store_id = :s",
+                                  "ExpressionAttributeValues": {":s": {"S": store_id}}}
+        while True:
+            page = self.client.query(**kwargs)
+            carts += [decode_cart(from_item(i)) for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return carts
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def delete(self, store_id: str, cart_id: str) -> None:
+        self.client.delete_item(TableName=self.table, Key=self._key(store_id, cart_id))
+
+
+def fold_fields(cart: CartState) -> dict[str, Any]:
+    """The attributes an event fold owns (never steps, timer or decisions)."""
+    return {
+        "status": cart.status,
+        "currency": cart.currency,
+        "items": [encode_item(i) for i in cart.items],
+        "total": cart.total,
+        "recovery_url": cart.recovery_url,
+        "customer": encode_customer(cart.customer),
+        "first_seen_at": cart.first_seen_at,
+        "last_activity_at": cart.last_activity_at,
+        "closed_at": cart.closed_at,
+        "order_id": cart.order_id,
+        "order_total": cart.order_total,
+    }
+
+
+def encode_item(item: Item) -> dict[str, Any]:
+    return {"sku": item.sku, "name": item.name, "url": item.url, "unit_price": item.unit_price,
+            "quantity": item.quantity, "image_url": item.image_url, "variant": item.variant,
+            "in_stock": item.in_stock}
+
+
+def encode_customer(customer: Customer) -> dict[str, Any]:
+    consent = customer.consent
+    return {"id": customer.id, "email": customer.email, "name": customer.name, "locale": customer.locale,
+            "timezone": customer.timezone,
+            "consent": {"granted": consent.granted, "at": consent.at, "source": consent.source} if consent else None}
+
+
+def encode_timer(timer: Timer) -> dict[str, Any]:
+    return {"flow": timer.flow, "step": timer.step, "due_at": timer.due_at, "schedule_name": timer.schedule_name}
+
+
+def encode_step(record: StepRecord) -> dict[str, Any]:
+    return {"status": record.status, "at": record.at, "variant": record.variant,
+            "message_id": record.message_id, "day": record.day, "reason": record.reason}
+
+
+def encode_decision(decision: Decision) -> dict[str, Any]:
+    return {"at": decision.at, "action": decision.action, "flow": decision.flow, "step": decision.step,
+            "reason": decision.reason, "until": decision.until}
+
+
+def decode_consent(raw: dict[str, Any] | None) -> Consent | None:
+    if not raw:
+        return None
+    return Consent(granted=bool(raw["granted"]), at=opt_time(raw.get("at")), source=opt_str(raw.get("source")))
+
+
+def decode_cart(data: dict[str, Any]) -> CartState:
+    customer = data.get("customer") or {}
+    timer = data.get("timer")
+    return CartState(
+        store_id=data["store_id"],
+        cart_id=data["cart_id"],
+        status=data.get("status", OPEN),
+        currency=data.get("currency"),
+        items=tuple(
+            Item(sku=i["sku"], name=i["name"], url=i["url"], unit_price=Decimal(i["unit_price"]),
+                 quantity=int(i["quantity"]), image_url=i.get("image_url"), variant=i.get("variant"),
+                 in_stock=bool(i.get("in_stock", True)))
+            for i in data.get("items", [])
+        ),
+        total=data.get("total"),
+        recovery_url=data.get("recovery_url"),
+        customer=Customer(id=customer.get("id"), email=customer.get("email"), name=customer.get("name"),
+                          locale=customer.get("locale"), timezone=customer.get("timezone"),
+                          consent=decode_consent(customer.get("consent"))),
+        first_seen_at=opt_time(data.get("first_seen_at")),
+        last_activity_at=opt_time(data.get("last_activity_at")),
+        closed_at=opt_time(data.get("closed_at")),
+        order_id=data.get("order_id"),
+        order_total=data.get("order_total"),
+        version=int(data.get("version", 0)),
+        steps={k: StepRecord(status=v["status"], at=_time(v["at"]), variant=v.get("variant", "a"),
+                             message_id=v.get("message_id"), day=v.get("day"), reason=v.get("reason"))
+               for k, v in (data.get("steps") or {}).items()},
+        timer=Timer(flow=timer["flow"], step=int(timer["step"]), due_at=_time(timer["due_at"]),
+                    schedule_name=timer["schedule_name"]) if timer else None,
+        decisions=tuple(
+            Decision(at=_time(d["at"]), action=d["action"], flow=d.get("flow", ""),
+                     step=int(d["step"]) if d.get("step") is not None else None, reason=d.get("reason"),
+                     until=opt_time(d.get("until")))
+            for d in data.get("decisions", [])
+        ),
+    )
+
+
+def _time(value: str) -> datetime:
+    moment = opt_time(value)
+    assert moment is not None
+    return moment

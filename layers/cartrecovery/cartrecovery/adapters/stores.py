@@ -1,0 +1,66 @@
+"""Stores in DynamoDB: settings as a map, secrets beside them (the table is encrypted at rest)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cartrecovery.adapters.dynamo_codec import from_item, to_item
+from cartrecovery.domain.store import SecretEntry, Store, StoreSettings
+from cartrecovery.ports import AlreadyExists
+
+
+class DynamoStoreRepository:
+    def __init__(self, client: Any, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def get(self, store_id: str) -> Store | None:
+        item = self.client.get_item(TableName=self.table, Key={"store_id": {"S": store_id}})
+        return decode_store(from_item(item["Item"])) if "Item" in item else None
+
+    def create(self, store: Store) -> None:
+        try:
+            self.client.put_item(TableName=self.table, Item=to_item(encode_store(store)),
+                                 ConditionExpression="attribute_not_exists(store_id)")
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            raise AlreadyExists(store.store_id) from exc
+
+    def save(self, store: Store) -> None:
+        self.client.put_item(TableName=self.table, Item=to_item(encode_store(store)))
+
+    def list_ids(self) -> list[str]:
+        ids: list[str] = []
+        kwargs: dict[str, Any] = {"TableName": self.table, "ProjectionExpression": "store_id"}
+        while True:
+            page = self.client.scan(**kwargs)
+            ids += [i["store_id"]["S"] for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return sorted(ids)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def encode_store(store: Store) -> dict[str, Any]:
+    def secrets(entries: tuple[SecretEntry, ...]) -> list[dict[str, Any]]:
+        return [{"secret": s.secret, "created_at": s.created_at, "expires_at": s.expires_at} for s in entries]
+
+    return {
+        "store_id": store.store_id,
+        "settings": store.settings.to_dict(),
+        "webhook_secrets": secrets(store.webhook_secrets),
+        "shopify_secrets": secrets(store.shopify_secrets),
+        "token_key": store.token_key,
+        "salt": store.salt,
+    }
+
+
+def decode_store(data: dict[str, Any]) -> Store:
+    def secrets(raw: list[dict[str, Any]]) -> tuple[SecretEntry, ...]:
+        return tuple(SecretEntry(s["secret"], s["created_at"], s.get("expires_at")) for s in raw)
+
+    return Store(
+        settings=StoreSettings.from_dict(data["settings"]),
+        webhook_secrets=secrets(data.get("webhook_secrets", [])),
+        shopify_secrets=secrets(data.get("shopify_secrets", [])),
+        token_key=data["token_key"],
+        salt=data["salt"],
+    )

@@ -1,0 +1,156 @@
+"""The stored cart and the rules that fold events into it.
+
+``fold`` is pure: it takes the cart as stored (or None) and one event, and returns the new cart, or the same
+object when the event changes nothing (a stale update, anything after a terminal state). Event order comes
+from ``occurred_at``, never from arrival, and ``ordered`` and ``cleared`` are terminal: no late event can
+resurrect a cart that was bought or emptied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from cartrecovery.domain.events import CART_ACTIVITY, Consent, Customer, Event, Item
+
+OPEN = "open"
+ORDERED = "ordered"
+CLEARED = "cleared"
+TERMINAL = frozenset({ORDERED, CLEARED})
+
+# Outcomes of a step kept on the cart. A claimed step is never sent again; a skipped step is passed over.
+CLAIMED = "claimed"
+SENT = "sent"
+UNKNOWN = "unknown"
+SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    status: str
+    at: datetime
+    variant: str = "a"
+    message_id: str | None = None
+    day: str | None = None  # the send day whose report row this message counts in
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Timer:
+    """The one armed schedule of a cart: which step it is for and when it fires."""
+
+    flow: str
+    step: int
+    due_at: datetime
+    schedule_name: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One line of the per-cart decision log: what the system did and why (no personal data)."""
+
+    at: datetime
+    action: str  # armed, rearmed, deferred, skipped, sent, unknown, throttled, stopped
+    flow: str
+    step: int | None = None
+    reason: str | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CartState:
+    store_id: str
+    cart_id: str
+    status: str = OPEN
+    currency: str | None = None
+    items: tuple[Item, ...] = ()
+    total: Decimal | None = None
+    recovery_url: str | None = None
+    customer: Customer = field(default_factory=Customer)
+    first_seen_at: datetime | None = None
+    last_activity_at: datetime | None = None
+    closed_at: datetime | None = None
+    order_id: str | None = None
+    order_total: Decimal | None = None
+    version: int = 0
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    timer: Timer | None = None
+    decisions: tuple[Decision, ...] = ()
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == OPEN
+
+    def step_record(self, flow: str, step: int) -> StepRecord | None:
+        return self.steps.get(step_key(flow, step))
+
+
+def step_key(flow: str, step: int) -> str:
+    return f"{flow}#{step}"
+
+
+def merge_customer(old: Customer, new: Customer | None) -> Customer:
+    """Fields the newer event carries win; fields it leaves out keep what an earlier event said."""
+    if new is None:
+        return old
+    return Customer(
+        id=new.id or old.id,
+        email=new.email or old.email,
+        name=new.name or old.name,
+        locale=new.locale or old.locale,
+        timezone=new.timezone or old.timezone,
+        consent=new.consent or old.consent,
+    )
+
+
+def fold(cart: CartState | None, event: Event, store_id: str, cart_id: str) -> CartState:
+    """The cart after ``event``; returns ``cart`` itself (identity) when nothing changes."""
+    current = cart or CartState(store_id=store_id, cart_id=cart_id)
+    if not current.is_open:
+        return current
+    if event.type in CART_ACTIVITY:
+        if current.last_activity_at is not None and event.occurred_at <= current.last_activity_at:
+            return current  # stale: a newer snapshot already holds
+        snapshot = event.cart
+        assert snapshot is not None
+        return dataclasses.replace(
+            current,
+            currency=snapshot.currency or current.currency,
+            items=snapshot.items,
+            total=snapshot.total,
+            recovery_url=snapshot.recovery_url,
+            customer=merge_customer(current.customer, _with_consent_time(event)),
+            first_seen_at=current.first_seen_at or event.occurred_at,
+            last_activity_at=event.occurred_at,
+        )
+    if event.type in ("order.placed", "cart.cleared"):
+        return _close(current, event)
+    return current
+
+
+def _close(current: CartState, event: Event) -> CartState:
+    if event.type == "order.placed":
+        assert event.order is not None
+        return dataclasses.replace(
+            current, status=ORDERED, closed_at=event.occurred_at, order_id=event.order.id,
+            order_total=event.order.total,
+            customer=merge_customer(current.customer, event.customer),
+            first_seen_at=current.first_seen_at or event.occurred_at,
+        )
+    if event.type == "cart.cleared":
+        return dataclasses.replace(
+            current, status=CLEARED, closed_at=event.occurred_at,
+            first_seen_at=current.first_seen_at or event.occurred_at,
+        )
+    return current
+
+
+def _with_consent_time(event: Event) -> Customer | None:
+    """A consent without its own time is dated by the event that carried it."""
+    customer = event.customer
+    if customer is None or customer.consent is None or customer.consent.at is not None:
+        return customer
+    consent = Consent(granted=customer.consent.granted, at=event.occurred_at, source=customer.consent.source)
+    return dataclasses.replace(customer, consent=consent)

@@ -1,0 +1,204 @@
+"""A store's settings: who sends, the legal display items, time zone, quiet hours and the flows' steps.
+
+Settings are plain data kept in the stores table; ``StoreSettings.from_dict`` fills every default so a store
+created with only a name and a sender already runs the default cart-recovery flow.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+STORE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+CART_RECOVERY = "cart_recovery"
+
+
+@dataclass(frozen=True)
+class FlowStep:
+    step: int
+    delay_seconds: int
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    steps: tuple[FlowStep, ...]
+    enabled: bool = True
+
+    def get(self, step: int) -> FlowStep | None:
+        return next((s for s in self.steps if s.step == step), None)
+
+    def after(self, step: int) -> FlowStep | None:
+        return next((s for s in self.steps if s.step > step), None)
+
+
+DEFAULT_CART_RECOVERY = Flow(
+    name=CART_RECOVERY,
+    steps=(FlowStep(1, 2 * 3600), FlowStep(2, 3 * 86400), FlowStep(3, 7 * 86400)),
+)
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A daily window (local time of the recipient) in which nothing is sent; may cross midnight."""
+
+    start: time
+    end: time
+
+    @classmethod
+    def parse(cls, text: str) -> QuietHours:
+        start, _, end = text.partition("-")
+        return cls(time.fromisoformat(start.strip()), time.fromisoformat(end.strip()))
+
+    def __str__(self) -> str:
+        return f"{self.start.strftime('%H:%M')}-{self.end.strftime('%H:%M')}"
+
+    def window_end(self, moment: datetime, zone: ZoneInfo) -> datetime | None:
+        """If ``moment`` falls inside the window, the instant it ends (aware); otherwise None."""
+        if self.start == self.end:
+            return None
+        local = moment.astimezone(zone)
+        now = local.time()
+        crosses_midnight = self.start > self.end
+        inside = (now >= self.start or now < self.end) if crosses_midnight else self.start <= now < self.end
+        if not inside:
+            return None
+        end_day = local.date()
+        if crosses_midnight and now >= self.start:
+            end_day = end_day + timedelta(days=1)
+        return datetime.combine(end_day, self.end, tzinfo=zone)
+
+
+@dataclass(frozen=True)
+class Legal:
+    """特定電子メール法 display items shown in every marketing email."""
+
+    sender_name: str
+    address: str
+    contact: str
+
+
+@dataclass(frozen=True)
+class Coupon:
+    code: str
+    description: str
+    terms: str = ""
+    valid_days: int | None = 7
+
+
+@dataclass(frozen=True)
+class Product:
+    name: str
+    url: str
+    image_url: str | None = None
+    price: str | None = None
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    store_id: str
+    name: str
+    sender_email: str
+    legal: Legal
+    url: str = ""
+    sender_name: str = ""
+    locale: str = "ja"
+    timezone: str = "Asia/Tokyo"
+    currency: str = "JPY"
+    quiet_hours: QuietHours = field(default_factory=lambda: QuietHours(time(21, 0), time(8, 0)))
+    flows: dict[str, Flow] = field(default_factory=lambda: {CART_RECOVERY: DEFAULT_CART_RECOVERY})
+    coupon: Coupon | None = None
+    recommendations: tuple[Product, ...] = ()
+    help: dict[str, str | None] = field(default_factory=dict)
+    late_limit_seconds: int = 86400
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["quiet_hours"] = str(self.quiet_hours)
+        data["flows"] = {
+            name: {"enabled": flow.enabled, "steps": [{"step": s.step, "delay_seconds": s.delay_seconds}
+                                                      for s in flow.steps]}
+            for name, flow in self.flows.items()
+        }
+        data["recommendations"] = [asdict(p) for p in self.recommendations]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StoreSettings:
+        flows = {
+            name: Flow(
+                name=name,
+                enabled=bool(raw.get("enabled", True)),
+                steps=tuple(FlowStep(int(s["step"]), int(s["delay_seconds"])) for s in raw["steps"]),
+            )
+            for name, raw in (data.get("flows") or {}).items()
+        } or {CART_RECOVERY: DEFAULT_CART_RECOVERY}
+        coupon = data.get("coupon")
+        legal = data.get("legal") or {}
+        return cls(
+            store_id=str(data["store_id"]),
+            name=str(data["name"]),
+            sender_email=str(data["sender_email"]),
+            sender_name=str(data.get("sender_name") or data["name"]),
+            url=str(data.get("url") or ""),
+            legal=Legal(
+                sender_name=str(legal.get("sender_name") or data["name"]),
+                address=str(legal.get("address") or ""),
+                contact=str(legal.get("contact") or ""),
+            ),
+            locale=str(data.get("locale") or "ja"),
+            timezone=str(data.get("timezone") or "Asia/Tokyo"),
+            currency=str(data.get("currency") or "JPY"),
+            quiet_hours=QuietHours.parse(str(data.get("quiet_hours") or "21:00-08:00")),
+            flows=flows,
+            coupon=Coupon(
+                code=str(coupon["code"]),
+                description=str(coupon.get("description") or ""),
+                terms=str(coupon.get("terms") or ""),
+                valid_days=int(coupon["valid_days"]) if coupon.get("valid_days") is not None else None,
+            ) if coupon else None,
+            recommendations=tuple(
+                Product(name=str(p["name"]), url=str(p["url"]), image_url=p.get("image_url"), price=p.get("price"))
+                for p in data.get("recommendations") or ()
+            ),
+            help={k: (str(v) if v else None) for k, v in (data.get("help") or {}).items()},
+            late_limit_seconds=int(data.get("late_limit_seconds") or 86400),
+        )
+
+
+@dataclass(frozen=True)
+class SecretEntry:
+    secret: str
+    created_at: str
+    expires_at: str | None = None  # set when rotated out: the old secret stays valid until then
+
+    def in_force(self, now: datetime) -> bool:
+        return self.expires_at is None or datetime.fromisoformat(self.expires_at) > now
+
+
+@dataclass(frozen=True)
+class Store:
+    """Settings plus the keys that only the store's own requests and links can prove knowledge of."""
+
+    settings: StoreSettings
+    webhook_secrets: tuple[SecretEntry, ...]
+    shopify_secrets: tuple[SecretEntry, ...]
+    token_key: str  # signs unsubscribe links
+    salt: str  # salts address hashes
+
+    @property
+    def store_id(self) -> str:
+        return self.settings.store_id
+
+    def webhook_secrets_in_force(self, now: datetime) -> list[str]:
+        return [s.secret for s in self.webhook_secrets if s.in_force(now)]
+
+    def shopify_secrets_in_force(self, now: datetime) -> list[str]:
+        return [s.secret for s in self.shopify_secrets if s.in_force(now)]

@@ -1,0 +1,141 @@
+"""What the use cases need from the outside world. AWS adapters implement these against DynamoDB,
+EventBridge Scheduler and SES; unit tests use in-memory fakes with the same behaviour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from cartrecovery.domain.cart import CartState, Decision, StepRecord, Timer
+from cartrecovery.domain.events import Consent
+from cartrecovery.domain.store import Store
+
+
+class ConcurrentUpdate(Exception):
+    """Someone else wrote the item between our read and our write; read again and retry."""
+
+
+class AlreadyExists(Exception):
+    pass
+
+
+class SendThrottled(Exception):
+    """SES refused for rate: nothing was sent, so the step may be tried again later."""
+
+
+class SendRejected(Exception):
+    """SES refused this message for good (bad or suppressed address, unverified sender)."""
+
+
+class SendOutcomeUnknown(Exception):
+    """The call may or may not have reached SES (timeout, 5xx): never retried automatically."""
+
+
+@dataclass(frozen=True)
+class ContactRecord:
+    """What the store knows of one address (or customer id), keyed by its salted hash."""
+
+    key: str
+    consent: Consent | None = None
+    unsubscribed_at: datetime | None = None
+    suppressed_reason: str | None = None
+    last_order_at: datetime | None = None
+    last_message: dict[str, Any] | None = None  # {message_id, flow, step, variant, day, sent_at}
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    message_id: str
+    store_id: str
+    cart_id: str
+    flow: str
+    step: int
+    variant: str
+    day: str
+    email_hash: str
+    sent_at: datetime
+    marks: dict[str, str] = field(default_factory=dict)  # kind -> first time, e.g. {"opened": "..."}
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    sender: str
+    to: str
+    subject: str
+    html: str
+    text: str
+    headers: dict[str, str]
+    tags: dict[str, str]
+
+
+class StoreRepository(Protocol):
+    def get(self, store_id: str) -> Store | None: ...
+    def create(self, store: Store) -> None: ...
+    def save(self, store: Store) -> None: ...
+    def list_ids(self) -> list[str]: ...
+
+
+class EventLog(Protocol):
+    def record(self, store_id: str, event_id: str, summary: dict[str, Any], expires_at: datetime) -> bool:
+        """Record an event id once; False when it was already recorded (a duplicate delivery)."""
+        ...
+
+
+class CartRepository(Protocol):
+    def get(self, store_id: str, cart_id: str) -> CartState | None: ...
+
+    def save_fold(self, cart: CartState, expected_version: int | None) -> None:
+        """Write the event-derived fields if the stored version still equals ``expected_version``."""
+        ...
+
+    def arm_if_idle(self, store_id: str, cart_id: str, timer: Timer, decision: Decision) -> bool:
+        """Set the timer only if the cart has none and is open; True if this call set it."""
+        ...
+
+    def update_progress(self, store_id: str, cart_id: str, *, decision: Decision,
+                        timer: Timer | bool | None = False,
+                        step: tuple[str, StepRecord] | None = None) -> None:
+        """Log a decision; optionally replace the timer (None removes it, False leaves it) and a step."""
+        ...
+
+    def claim_step(self, store_id: str, cart_id: str, key: str, record: StepRecord) -> bool:
+        """Claim a step while the cart is open and the step unclaimed; False if someone else got it."""
+        ...
+
+    def release_step(self, store_id: str, cart_id: str, key: str, decision: Decision) -> None: ...
+
+
+class ContactBook(Protocol):
+    def get_many(self, store_id: str, keys: list[str]) -> dict[str, ContactRecord]: ...
+    def record_order(self, store_id: str, key: str, at: datetime) -> None: ...
+    def record_consent(self, store_id: str, key: str, consent: Consent) -> None: ...
+    def unsubscribe(self, store_id: str, key: str, at: datetime, source: str) -> bool: ...
+    def suppress(self, store_id: str, key: str, reason: str, at: datetime) -> None: ...
+    def note_sent(self, store_id: str, key: str, last_message: dict[str, Any]) -> None: ...
+
+
+class Schedules(Protocol):
+    def arm(self, timer: Timer, payload: dict[str, Any]) -> None:
+        """Create the one-time schedule; creating one that already exists is a no-op."""
+        ...
+
+
+class Mailer(Protocol):
+    def send(self, email: OutgoingEmail) -> str:
+        """Send and return the provider's message id, or raise SendThrottled/SendRejected/SendOutcomeUnknown."""
+        ...
+
+
+class MessageLedger(Protocol):
+    def record_sent(self, message: MessageRecord) -> None: ...
+    def get(self, message_id: str) -> MessageRecord | None: ...
+
+    def mark(self, message_id: str, kind: str, at: datetime, revenue: Decimal | None = None,
+             detail: dict[str, str] | None = None) -> str:
+        """Mark a message once per kind and count it; returns 'new', 'again' or 'missing'."""
+        ...
+
+    def count(self, store_id: str, row: dict[str, Any], kind: str, amount: int = 1) -> None: ...
+    def report_rows(self, store_id: str, day_from: str, day_to: str) -> list[dict[str, Any]]: ...

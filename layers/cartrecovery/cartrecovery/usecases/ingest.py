@@ -1,0 +1,163 @@
+"""Ingest one authentic event: record it once, fold it into its cart, keep the cart's timer armed.
+
+Every effect here is idempotent (a fold of an event already folded changes nothing, timers have
+deterministic names, contact updates keep the newest value, conversions are marked once), so a duplicate
+delivery simply runs the effects again: if the first delivery died half way, the retry completes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cartrecovery.clock import Clock, isoformat
+from cartrecovery.domain.cart import SENT, CartState, Decision, fold
+from cartrecovery.domain.events import CART_ACTIVITY, Event
+from cartrecovery.domain.store import Store
+from cartrecovery.domain.timing import next_step, timer_for
+from cartrecovery.identity import customer_hash, email_hash
+from cartrecovery.ports import (
+    CartRepository,
+    ConcurrentUpdate,
+    ContactBook,
+    EventLog,
+    MessageLedger,
+    Schedules,
+)
+
+log = logging.getLogger(__name__)
+
+EVENT_ID_RETENTION = timedelta(days=8)  # senders retry for days; keep ids past the longest retry window
+ATTRIBUTION_WINDOW = timedelta(days=7)
+FOLD_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    status: str  # "accepted" or "duplicate"
+    event_id: str
+
+
+def contact_keys(store: Store, email: str | None, customer_id: str | None) -> list[str]:
+    keys = []
+    if email:
+        keys.append("e#" + email_hash(store.salt, email))
+    if customer_id:
+        keys.append("c#" + customer_hash(store.salt, customer_id))
+    return keys
+
+
+class IngestEvent:
+    def __init__(self, events: EventLog, carts: CartRepository, contacts: ContactBook, schedules: Schedules,
+                 ledger: MessageLedger, clock: Clock) -> None:
+        self.events = events
+        self.carts = carts
+        self.contacts = contacts
+        self.schedules = schedules
+        self.ledger = ledger
+        self.clock = clock
+
+    def __call__(self, store: Store, event_id: str, event: Event) -> IngestResult:
+        now = self.clock.now()
+        first = self.events.record(store.store_id, event_id, _summary(event), now + EVENT_ID_RETENTION)
+        self.apply(store, event)
+        return IngestResult("accepted" if first else "duplicate", event_id)
+
+    def apply(self, store: Store, event: Event) -> None:
+        cart_id = _cart_id(event)
+        cart = self._fold(store, cart_id, event) if cart_id else None
+        if cart is not None and cart.is_open and event.type in CART_ACTIVITY:
+            self._ensure_armed(store, cart)
+        customer = event.customer
+        email = customer.email if customer else None
+        if event.type == "order.placed":
+            keys = contact_keys(store, email, customer.id if customer else None)
+            for key in keys:
+                self.contacts.record_order(store.store_id, key, event.occurred_at)
+            self._convert(store, event, cart, keys)
+        elif event.type == "customer.unsubscribed" and email:
+            self.contacts.unsubscribe(store.store_id, contact_keys(store, email, None)[0], event.occurred_at,
+                                      source="store")
+        elif event.type == "customer.consent_changed" and email and customer and customer.consent:
+            consent = customer.consent
+            if consent.at is None:
+                consent = type(consent)(granted=consent.granted, at=event.occurred_at, source=consent.source)
+            self.contacts.record_consent(store.store_id, contact_keys(store, email, None)[0], consent)
+
+    def _fold(self, store: Store, cart_id: str, event: Event) -> CartState:
+        for _ in range(FOLD_ATTEMPTS):
+            current = self.carts.get(store.store_id, cart_id)
+            folded = fold(current, event, store.store_id, cart_id)
+            if folded is current:
+                return folded
+            try:
+                self.carts.save_fold(folded, current.version if current else None)
+                return folded
+            except ConcurrentUpdate:
+                continue
+        raise ConcurrentUpdate(f"cart kept changing under {FOLD_ATTEMPTS} attempts")
+
+    def _ensure_armed(self, store: Store, cart: CartState) -> None:
+        """Give an open cart a timer unless it has one; a live timer is left alone, because the step
+        handler re-reads the cart when it fires and re-arms for the later due time itself."""
+        flow = store.settings.flows.get("cart_recovery")
+        if flow is None or not flow.enabled:
+            return
+        if cart.timer is not None:
+            # Re-create the armed schedule: a no-op when it exists, the repair when a crash lost it.
+            self.schedules.arm(cart.timer, schedule_payload(cart, cart.timer.flow, cart.timer.step))
+            return
+        step = next_step(cart, flow)
+        if step is None:
+            return
+        now = self.clock.now()
+        timer = timer_for(cart, flow, step, now)
+        decision = Decision(at=now, action="armed", flow=flow.name, step=step.step, until=timer.due_at)
+        if self.carts.arm_if_idle(store.store_id, cart.cart_id, timer, decision):
+            self.schedules.arm(timer, schedule_payload(cart, flow.name, step.step))
+
+    def _convert(self, store: Store, event: Event, cart: CartState | None, keys: list[str]) -> None:
+        """Credit the order to the latest email that preceded it: the cart's own, else the customer's."""
+        order = event.order
+        assert order is not None
+        message_id = None
+        if cart is not None:
+            sent = [r for r in cart.steps.values() if r.status == SENT and r.message_id and r.at <= event.occurred_at]
+            if sent:
+                message_id = max(sent, key=lambda r: r.at).message_id
+        if message_id is None and keys:
+            for record in self.contacts.get_many(store.store_id, keys).values():
+                last = record.last_message
+                if not last:
+                    continue
+                sent_at = datetime.fromisoformat(last["sent_at"])
+                if sent_at <= event.occurred_at <= sent_at + ATTRIBUTION_WINDOW:
+                    message_id = last["message_id"]
+                    break
+        if message_id:
+            self.ledger.mark(message_id, "converted", event.occurred_at, revenue=order.total,
+                             detail={"order_id": order.id})
+
+
+def schedule_payload(cart: CartState, flow: str, step: int) -> dict[str, Any]:
+    """The Scheduler's Input: only references; the handler reads the cart's truth when it fires."""
+    return {"store_id": cart.store_id, "cart_id": cart.cart_id, "flow": flow, "step": step}
+
+
+def _cart_id(event: Event) -> str | None:
+    if event.cart is not None:
+        return event.cart.id
+    if event.order is not None:
+        return event.order.cart_id
+    return None
+
+
+def _summary(event: Event) -> dict[str, Any]:
+    """What the event log keeps: enough to explain a cart's history, no personal data."""
+    summary: dict[str, Any] = {"type": event.type, "occurred_at": isoformat(event.occurred_at)}
+    cart_id = _cart_id(event)
+    if cart_id:
+        summary["cart_id"] = cart_id
+    return summary

@@ -1,0 +1,95 @@
+"""The checks every inbound delivery passes, in order: size, media type, store and signature (over the
+raw bytes, before any parsing), then the body's schema. Each failure is a ``Rejected`` with its status."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from cartrecovery.domain.events import FieldError, InvalidEvent, decode_json, parse_event
+from cartrecovery.domain.shopify import to_event_body
+from cartrecovery.domain.store import STORE_ID, Store
+from cartrecovery.ports import StoreRepository
+from cartrecovery.signing import SignatureRejected, verify, verify_shopify
+from cartrecovery.usecases.ingest import IngestEvent, IngestResult
+
+MAX_BODY_BYTES = 256 * 1024
+UNAUTHORIZED_DETAIL = "The request could not be authenticated for this store."
+
+
+@dataclass
+class Rejected(Exception):
+    status: int
+    title: str
+    detail: str
+    errors: list[FieldError] = field(default_factory=list)
+
+
+def _check_transport(headers: Mapping[str, str], body: bytes) -> None:
+    if len(body) > MAX_BODY_BYTES:
+        raise Rejected(413, "Payload Too Large", f"The body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}.")
+    media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise Rejected(415, "Unsupported Media Type", "Send the event as Content-Type: application/json.")
+
+
+def _store(stores: StoreRepository, store_id: str) -> Store:
+    store = stores.get(store_id) if STORE_ID.match(store_id) else None
+    if store is None:
+        raise Rejected(401, "Unauthorized", UNAUTHORIZED_DETAIL)
+    return store
+
+
+def _invalid(exc: InvalidEvent) -> Rejected:
+    return Rejected(400, "Invalid event", "The event body has invalid fields; see errors.", exc.errors)
+
+
+def receive_event(stores: StoreRepository, ingest: IngestEvent, store_id: str, headers: Mapping[str, str],
+                  body: bytes, wall_clock: float) -> IngestResult:
+    """A Standard Webhooks delivery to ``POST /v1/stores/{store_id}/events``."""
+    _check_transport(headers, body)
+    store = _store(stores, store_id)
+    event_id = headers.get("webhook-id")
+    try:
+        verify(store.webhook_secrets_in_force(datetime.fromtimestamp(wall_clock, UTC)), event_id,
+               headers.get("webhook-timestamp"), headers.get("webhook-signature"), body, wall_clock)
+    except SignatureRejected as exc:
+        raise Rejected(401, "Unauthorized", UNAUTHORIZED_DETAIL) from exc
+    assert event_id is not None
+    try:
+        event = parse_event(decode_json(body))
+    except InvalidEvent as exc:
+        raise _invalid(exc) from exc
+    return ingest(store, event_id, event)
+
+
+def receive_shopify(stores: StoreRepository, ingest: IngestEvent, store_id: str, headers: Mapping[str, str],
+                    body: bytes, wall_clock: float) -> IngestResult | None:
+    """A Shopify webhook delivered as-is; None when its topic is not one we act on."""
+    _check_transport(headers, body)
+    store = _store(stores, store_id)
+    try:
+        verify_shopify(store.shopify_secrets_in_force(datetime.fromtimestamp(wall_clock, UTC)),
+                       headers.get("x-shopify-hmac-sha256"), body)
+    except SignatureRejected as exc:
+        raise Rejected(401, "Unauthorized", UNAUTHORIZED_DETAIL) from exc
+    webhook_id = headers.get("x-shopify-webhook-id") or headers.get("x-shopify-event-id")
+    topic = headers.get("x-shopify-topic", "")
+    if not webhook_id:
+        raise Rejected(400, "Invalid webhook", "X-Shopify-Webhook-Id is required.",
+                       [FieldError("headers.x-shopify-webhook-id", "is required")])
+    try:
+        payload: Any = json.loads(body.decode("utf-8"), parse_float=Decimal)
+        mapped = to_event_body(topic, payload, headers.get("x-shopify-shop-domain"))
+        if mapped is None:
+            return None
+        event = parse_event(mapped)
+    except InvalidEvent as exc:
+        raise _invalid(exc) from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _invalid(InvalidEvent([FieldError("", "body is not valid JSON")])) from exc
+    return ingest(store, f"shopify:{webhook_id}", event)

@@ -1,0 +1,235 @@
+"""Run a cart's due step when its schedule fires: decide, claim, send, record, arm the next step.
+
+The schedule's input only names the cart; everything is decided from what is stored now. A step is
+claimed with a conditional write before SES is called, so a second delivery of the same firing (Scheduler
+and Lambda both retry) finds the claim and sends nothing. Every outcome is logged on the cart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from cartrecovery.clock import Clock, isoformat
+from cartrecovery.domain.cart import (
+    CLAIMED,
+    SENT,
+    SKIPPED,
+    UNKNOWN,
+    CartState,
+    Decision,
+    StepRecord,
+    step_key,
+)
+from cartrecovery.domain.store import Flow, FlowStep, Store
+from cartrecovery.domain.timing import due_at, next_step, timer_for
+from cartrecovery.email.context import build_context, choose_locale
+from cartrecovery.email.mime import sender_address
+from cartrecovery.email.render import EmailRenderer
+from cartrecovery.identity import email_hash
+from cartrecovery.ports import (
+    CartRepository,
+    ContactBook,
+    ContactRecord,
+    Mailer,
+    MessageLedger,
+    MessageRecord,
+    OutgoingEmail,
+    Schedules,
+    SendOutcomeUnknown,
+    SendRejected,
+    SendThrottled,
+    StoreRepository,
+)
+from cartrecovery.tokens import UnsubscribeToken, issue
+from cartrecovery.usecases.ingest import contact_keys, schedule_payload
+
+log = logging.getLogger(__name__)
+
+THROTTLE_BACKOFF = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    action: str  # sent, skipped, deferred, rearmed, stopped, throttled, unknown, already_claimed, ignored
+    reason: str | None = None
+    flow: str | None = None
+    step: int | None = None
+    message_id: str | None = None
+
+
+class RunDueStep:
+    def __init__(self, stores: StoreRepository, carts: CartRepository, contacts: ContactBook,
+                 schedules: Schedules, mailer: Mailer, ledger: MessageLedger, renderer: EmailRenderer,
+                 clock: Clock, public_base_url: str) -> None:
+        self.stores = stores
+        self.carts = carts
+        self.contacts = contacts
+        self.schedules = schedules
+        self.mailer = mailer
+        self.ledger = ledger
+        self.renderer = renderer
+        self.clock = clock
+        self.public_base_url = public_base_url.rstrip("/")
+
+    def __call__(self, payload: dict[str, Any]) -> StepOutcome:
+        store = self.stores.get(str(payload["store_id"]))
+        if store is None:
+            return StepOutcome("ignored", "unknown_store")
+        cart = self.carts.get(store.store_id, str(payload["cart_id"]))
+        if cart is None:
+            return StepOutcome("ignored", "unknown_cart")
+        flow_name = str(payload.get("flow") or "cart_recovery")
+        flow = store.settings.flows.get(flow_name)
+        if flow is None or not flow.enabled:
+            return self._stop(cart, flow_name, None, "flow_disabled")
+        if not cart.is_open:
+            return self._stop(cart, flow_name, None, f"cart_{cart.status}")
+        return self._run(store, cart, flow)
+
+    def _run(self, store: Store, cart: CartState, flow: Flow) -> StepOutcome:
+        now = self.clock.now()
+        step = next_step(cart, flow)
+        late_limit = timedelta(seconds=store.settings.late_limit_seconds)
+        while step is not None and now > due_at(cart, step) + late_limit:
+            # Overdue beyond the limit (a late event, a long outage): a stale reminder helps nobody.
+            self.carts.update_progress(
+                store.store_id, cart.cart_id, decision=Decision(now, "skipped", flow.name, step.step, "too_late"),
+                step=(step_key(flow.name, step.step), StepRecord(SKIPPED, now, reason="too_late")))
+            cart = _with_step(cart, flow.name, step.step, StepRecord(SKIPPED, now, reason="too_late"))
+            step = next_step(cart, flow)
+        if step is None:
+            return self._stop(cart, flow.name, None, "flow_complete")
+        due = due_at(cart, step)
+        if now < due:
+            return self._rearm(cart, flow, step, now, "rearmed", "cart_activity", due)
+
+        blocked = self._blocked(store, cart, step)
+        if blocked:
+            return self._stop(cart, flow.name, step.step, blocked)
+        quiet_end = store.settings.quiet_hours.window_end(now, _zone(cart, store))
+        if quiet_end is not None:
+            return self._rearm(cart, flow, step, now, "deferred", "quiet_hours", quiet_end)
+        return self._send(store, cart, flow, step, now)
+
+    def _blocked(self, store: Store, cart: CartState, step: FlowStep) -> str | None:
+        """Why this step must not go to this shopper now (None when it may)."""
+        customer = cart.customer
+        if not customer.email:
+            return "no_email"
+        if not cart.items:
+            return "empty_cart"
+        keys = contact_keys(store, customer.email, customer.id)
+        contacts = self.contacts.get_many(store.store_id, keys)
+        email_record = contacts.get(keys[0])
+        if email_record and email_record.suppressed_reason:
+            return "suppressed"
+        if not _consent_granted(cart, email_record):
+            return "unsubscribed" if email_record and email_record.unsubscribed_at else "no_consent"
+        assert cart.last_activity_at is not None
+        for record in contacts.values():
+            if record.last_order_at and record.last_order_at >= cart.last_activity_at:
+                return "ordered_since"
+        return None
+
+    def _send(self, store: Store, cart: CartState, flow: Flow, step: FlowStep, now: datetime) -> StepOutcome:
+        settings = store.settings
+        assert cart.customer.email is not None
+        variant = "a"
+        day = now.astimezone(settings.zone).date().isoformat()
+        hashed = email_hash(store.salt, cart.customer.email)
+        token = issue(UnsubscribeToken(store.store_id, hashed, flow.name, step.step, variant, day), store.token_key)
+        unsubscribe_url = f"{self.public_base_url}/u/{token}"
+        locale = choose_locale(cart.customer.locale, self.renderer.available_locales(), settings.locale)
+        # Render before claiming: a template error must leave the step unclaimed and the failure visible.
+        rendered = self.renderer.render(
+            flow.name, step.step, locale,
+            build_context(settings, cart, flow.name, step.step, locale, unsubscribe_url, now))
+        key = step_key(flow.name, step.step)
+        if not self.carts.claim_step(store.store_id, cart.cart_id, key, StepRecord(CLAIMED, now, variant, day=day)):
+            return StepOutcome("already_claimed", None, flow.name, step.step)
+        email = OutgoingEmail(
+            sender=sender_address(settings.sender_name, settings.sender_email),
+            to=cart.customer.email,
+            subject=rendered.subject,
+            html=rendered.html,
+            text=rendered.text,
+            headers={"List-Unsubscribe": f"<{unsubscribe_url}>",
+                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+            tags={"store": store.store_id, "flow": flow.name, "step": str(step.step), "variant": variant},
+        )
+        try:
+            message_id = self.mailer.send(email)
+        except SendThrottled:
+            decision = Decision(now, "throttled", flow.name, step.step, "ses_throttled",
+                                until=now + THROTTLE_BACKOFF)
+            self.carts.release_step(store.store_id, cart.cart_id, key, decision)
+            self._rearm(cart, flow, step, now, "rearmed", "ses_throttled", now + THROTTLE_BACKOFF)
+            return StepOutcome("throttled", "ses_throttled", flow.name, step.step)
+        except SendRejected:
+            self.contacts.suppress(store.store_id, "e#" + hashed, "rejected", now)
+            record = StepRecord(SKIPPED, now, variant, day=day, reason="rejected")
+            self.carts.update_progress(store.store_id, cart.cart_id, timer=None, step=(key, record),
+                                       decision=Decision(now, "stopped", flow.name, step.step, "rejected"))
+            return StepOutcome("stopped", "rejected", flow.name, step.step)
+        except SendOutcomeUnknown:
+            # SES has no idempotency key: a retry could send twice. Keep the claim, say so, alarm on it.
+            record = StepRecord(UNKNOWN, now, variant, day=day, reason="send_outcome_unknown")
+            self._advance(store, cart, flow, step, now, (key, record),
+                          Decision(now, "unknown", flow.name, step.step, "send_outcome_unknown"))
+            return StepOutcome("unknown", "send_outcome_unknown", flow.name, step.step)
+
+        self.ledger.record_sent(MessageRecord(
+            message_id=message_id, store_id=store.store_id, cart_id=cart.cart_id, flow=flow.name,
+            step=step.step, variant=variant, day=day, email_hash=hashed, sent_at=now))
+        self.contacts.note_sent(store.store_id, "e#" + hashed, {
+            "message_id": message_id, "flow": flow.name, "step": step.step, "variant": variant, "day": day,
+            "sent_at": isoformat(now)})
+        record = StepRecord(SENT, now, variant, message_id=message_id, day=day)
+        self._advance(store, cart, flow, step, now, (key, record), Decision(now, "sent", flow.name, step.step))
+        return StepOutcome("sent", None, flow.name, step.step, message_id)
+
+    def _advance(self, store: Store, cart: CartState, flow: Flow, step: FlowStep, now: datetime,
+                 outcome: tuple[str, StepRecord], decision: Decision) -> None:
+        """Record the step's outcome and arm the following step, if any, in one write."""
+        following = flow.after(step.step)
+        timer = timer_for(cart, flow, following, now) if following else None
+        self.carts.update_progress(store.store_id, cart.cart_id, decision=decision, timer=timer, step=outcome)
+        if timer is not None and following is not None:
+            self.schedules.arm(timer, schedule_payload(cart, flow.name, following.step))
+
+    def _rearm(self, cart: CartState, flow: Flow, step: FlowStep, now: datetime, action: str, reason: str,
+               when: datetime) -> StepOutcome:
+        timer = timer_for(cart, flow, step, now, not_before=when)
+        self.carts.update_progress(cart.store_id, cart.cart_id, timer=timer,
+                                   decision=Decision(now, action, flow.name, step.step, reason, timer.due_at))
+        self.schedules.arm(timer, schedule_payload(cart, flow.name, step.step))
+        return StepOutcome(action, reason, flow.name, step.step)
+
+    def _stop(self, cart: CartState, flow: str, step: int | None, reason: str) -> StepOutcome:
+        """Nothing more for this cart until new activity re-arms it (or ever, once it is closed)."""
+        self.carts.update_progress(cart.store_id, cart.cart_id, timer=None,
+                                   decision=Decision(self.clock.now(), "skipped", flow, step, reason))
+        return StepOutcome("skipped", reason, flow, step)
+
+
+def _consent_granted(cart: CartState, record: ContactRecord | None) -> bool:
+    """The newest consent signal wins: the cart's own (from checkout) or the address's latest record
+    (withdrawal, unsubscribe, or a later change). No signal at all means no marketing email."""
+    signals = [c for c in (cart.customer.consent, record.consent if record else None) if c is not None]
+    if not signals:
+        return False
+    newest = max(signals, key=lambda c: c.at or datetime.min.replace(tzinfo=UTC))
+    return newest.granted
+
+
+def _zone(cart: CartState, store: Store) -> ZoneInfo:
+    return ZoneInfo(cart.customer.timezone) if cart.customer.timezone else store.settings.zone
+
+
+def _with_step(cart: CartState, flow: str, step: int, record: StepRecord) -> CartState:
+    return dataclasses.replace(cart, steps={**cart.steps, step_key(flow, step): record})

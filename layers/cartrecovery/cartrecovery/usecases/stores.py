@@ -1,0 +1,79 @@
+"""Create stores and rotate their secrets. A new secret is returned once, to be shown once."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from cartrecovery.clock import Clock, isoformat
+from cartrecovery.domain.store import STORE_ID, SecretEntry, Store, StoreSettings
+from cartrecovery.ports import StoreRepository
+from cartrecovery.signing import new_secret
+
+# During a rotation the old secret keeps working this long, so senders can switch without losing events.
+DEFAULT_OVERLAP = timedelta(hours=24)
+
+
+class InvalidStore(ValueError):
+    pass
+
+
+def new_store(settings: StoreSettings, now: datetime, webhook_secret: str | None = None,
+              shopify_secret: str | None = None) -> Store:
+    if not STORE_ID.match(settings.store_id):
+        raise InvalidStore("store id must be 1-40 characters of a-z, 0-9 and '-', starting with a letter or digit")
+    created = isoformat(now)
+    return Store(
+        settings=settings,
+        webhook_secrets=(SecretEntry(webhook_secret or new_secret(), created),),
+        shopify_secrets=(SecretEntry(shopify_secret or secrets.token_hex(32), created),),
+        token_key=secrets.token_urlsafe(32),
+        salt=secrets.token_urlsafe(24),
+    )
+
+
+def create_store(repo: StoreRepository, settings_data: dict[str, Any], clock: Clock, *,
+                 webhook_secret: str | None = None, shopify_secret: str | None = None) -> Store:
+    try:
+        settings = StoreSettings.from_dict(settings_data)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InvalidStore(f"invalid store settings: {exc}") from exc
+    store = new_store(settings, clock.now(), webhook_secret, shopify_secret)
+    repo.create(store)
+    return store
+
+
+def rotate_secret(repo: StoreRepository, store_id: str, clock: Clock, *, kind: str = "webhook",
+                  overlap: timedelta = DEFAULT_OVERLAP) -> str:
+    """Add a new secret and let the current ones expire after ``overlap``; returns the new secret."""
+    store = _get(repo, store_id)
+    now = clock.now()
+    fresh = new_secret() if kind == "webhook" else secrets.token_hex(32)
+    current = store.webhook_secrets if kind == "webhook" else store.shopify_secrets
+    expiry = isoformat(now + overlap)
+    kept = tuple(
+        s if s.expires_at else dataclasses.replace(s, expires_at=expiry) for s in current if s.in_force(now)
+    )
+    updated = (*kept, SecretEntry(fresh, isoformat(now)))
+    repo.save(dataclasses.replace(store, **{f"{kind}_secrets": updated}))
+    return fresh
+
+
+def revoke_secrets(repo: StoreRepository, store_id: str, clock: Clock, *, kind: str = "webhook") -> int:
+    """Expire every secret but the newest at once; returns how many were revoked."""
+    store = _get(repo, store_id)
+    now = clock.now()
+    current = store.webhook_secrets if kind == "webhook" else store.shopify_secrets
+    newest = max(current, key=lambda s: s.created_at)
+    kept = (dataclasses.replace(newest, expires_at=None),)
+    repo.save(dataclasses.replace(store, **{f"{kind}_secrets": kept}))
+    return sum(1 for s in current if s is not newest and s.in_force(now))
+
+
+def _get(repo: StoreRepository, store_id: str) -> Store:
+    store = repo.get(store_id)
+    if store is None:
+        raise InvalidStore(f"no store {store_id!r}")
+    return store

@@ -1,0 +1,80 @@
+"""Record one SES event (as delivered by EventBridge) against its message and the report counters.
+
+Counts are of unique messages: the ledger marks each kind once per message, so a message opened five
+times is one ``opened``. Hard bounces and complaints suppress the address for that store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cartrecovery.clock import Clock, parse_rfc3339
+from cartrecovery.ports import ContactBook, MessageLedger
+
+# SES eventType -> the report column it counts in.
+COUNTED = {
+    "Delivery": "delivered",
+    "Open": "opened",
+    "Click": "clicked",
+    "Bounce": "bounced",
+    "Complaint": "complained",
+    "Reject": "rejected",
+    "Rendering Failure": "rendering_failed",
+}
+
+
+class MessageNotYetRecorded(Exception):
+    """The event beat the send's own record of the message: retry the event later."""
+
+
+@dataclass(frozen=True)
+class TrackOutcome:
+    kind: str | None
+    result: str  # new, again, ignored
+
+
+class RecordSesEvent:
+    def __init__(self, ledger: MessageLedger, contacts: ContactBook, clock: Clock) -> None:
+        self.ledger = ledger
+        self.contacts = contacts
+        self.clock = clock
+
+    def __call__(self, record: dict[str, Any]) -> TrackOutcome:
+        event_type = record.get("eventType") or record.get("notificationType")
+        message_id = (record.get("mail") or {}).get("messageId")
+        kind = COUNTED.get(str(event_type))
+        if kind is None or not message_id:
+            return TrackOutcome(None, "ignored")  # Send, DeliveryDelay, Subscription: nothing to count
+        at = _event_time(record, str(event_type)) or self.clock.now()
+        detail: dict[str, str] = {}
+        if event_type == "Click":
+            detail["url"] = str((record.get("click") or {}).get("link", ""))[:1000]
+        if event_type == "Bounce":
+            detail["bounce_type"] = str((record.get("bounce") or {}).get("bounceType", ""))
+        result = self.ledger.mark(str(message_id), kind, at, detail=detail)
+        if result == "missing":
+            raise MessageNotYetRecorded(str(message_id))
+        if result == "new" and self._suppresses(record, str(event_type)):
+            message = self.ledger.get(str(message_id))
+            if message is not None:
+                self.contacts.suppress(message.store_id, "e#" + message.email_hash, kind, at)
+        return TrackOutcome(kind, result)
+
+    @staticmethod
+    def _suppresses(record: dict[str, Any], event_type: str) -> bool:
+        if event_type == "Complaint":
+            return True
+        return event_type == "Bounce" and (record.get("bounce") or {}).get("bounceType") == "Permanent"
+
+
+def _event_time(record: dict[str, Any], event_type: str) -> datetime | None:
+    block = {"Delivery": "delivery", "Open": "open", "Click": "click", "Bounce": "bounce",
+             "Complaint": "complaint"}.get(event_type)
+    text = (record.get(block) or {}).get("timestamp") if block else None
+    text = text or (record.get("mail") or {}).get("timestamp")
+    try:
+        return parse_rfc3339(text) if text else None
+    except ValueError:
+        return None

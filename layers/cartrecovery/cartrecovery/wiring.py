@@ -1,0 +1,157 @@
+"""Builds the adapters and use cases a function needs, once per warm container, from ``Settings``.
+
+The local runtime and the tests use the same seam: ``configure(clock=..., settings=...)`` before the first
+request replaces the clock (virtual or frozen) or the settings, and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from cartrecovery.clock import Clock, SystemClock
+from cartrecovery.settings import Settings
+
+if TYPE_CHECKING:  # adapters import lazily: a function pays only for what its use case touches
+    from cartrecovery.adapters.carts import DynamoCartRepository
+    from cartrecovery.adapters.contacts import DynamoContactBook
+    from cartrecovery.adapters.events import DynamoEventLog
+    from cartrecovery.adapters.ledger import DynamoMessageLedger
+    from cartrecovery.adapters.scheduler import EventBridgeSchedules
+    from cartrecovery.adapters.ses import SesMailer
+    from cartrecovery.adapters.stores import DynamoStoreRepository
+    from cartrecovery.email.render import EmailRenderer
+    from cartrecovery.usecases.ingest import IngestEvent
+    from cartrecovery.usecases.run_step import RunDueStep
+    from cartrecovery.usecases.track import RecordSesEvent
+    from cartrecovery.usecases.unsubscribe import Unsubscribe
+
+_overrides: dict[str, Any] = {}
+_current: Services | None = None
+
+
+class Services:
+    def __init__(self, settings: Settings, clock: Clock, session: Any = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._session = session
+
+    def _client(self, service: str, **config: Any) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        session = self._session or boto3.session.Session()
+        return session.client(service, config=Config(**config) if config else None)
+
+    @functools.cached_property
+    def dynamodb(self) -> Any:
+        return self._client("dynamodb", retries={"mode": "standard", "max_attempts": 3})
+
+    @functools.cached_property
+    def scheduler_client(self) -> Any:
+        return self._client("scheduler", retries={"mode": "standard", "max_attempts": 3})
+
+    @functools.cached_property
+    def ses_client(self) -> Any:
+        # No automatic retries: a retried SendEmail after a timeout could deliver the same email twice.
+        return self._client("sesv2", retries={"mode": "standard", "total_max_attempts": 1},
+                            read_timeout=10, connect_timeout=3)
+
+    @functools.cached_property
+    def stores(self) -> DynamoStoreRepository:
+        from cartrecovery.adapters.stores import DynamoStoreRepository
+
+        return DynamoStoreRepository(self.dynamodb, self.settings.stores_table)
+
+    @functools.cached_property
+    def events(self) -> DynamoEventLog:
+        from cartrecovery.adapters.events import DynamoEventLog
+
+        return DynamoEventLog(self.dynamodb, self.settings.events_table)
+
+    @functools.cached_property
+    def carts(self) -> DynamoCartRepository:
+        from cartrecovery.adapters.carts import DynamoCartRepository
+
+        return DynamoCartRepository(self.dynamodb, self.settings.carts_table)
+
+    @functools.cached_property
+    def contacts(self) -> DynamoContactBook:
+        from cartrecovery.adapters.contacts import DynamoContactBook
+
+        return DynamoContactBook(self.dynamodb, self.settings.contacts_table)
+
+    @functools.cached_property
+    def ledger(self) -> DynamoMessageLedger:
+        from cartrecovery.adapters.ledger import DynamoMessageLedger
+
+        return DynamoMessageLedger(self.dynamodb, self.settings.messages_table, self.settings.counters_table)
+
+    @functools.cached_property
+    def schedules(self) -> EventBridgeSchedules:
+        from cartrecovery.adapters.scheduler import EventBridgeSchedules
+
+        s = self.settings
+        return EventBridgeSchedules(self.scheduler_client, s.schedule_group, s.send_function_arn,
+                                    s.scheduler_role_arn, s.scheduler_dlq_arn)
+
+    @functools.cached_property
+    def mailer(self) -> SesMailer:
+        from cartrecovery.adapters.ses import SesMailer
+
+        return SesMailer(self.ses_client, self.settings.ses_configuration_set or None)
+
+    @functools.cached_property
+    def renderer(self) -> EmailRenderer:
+        from cartrecovery.email.render import EmailRenderer
+
+        return EmailRenderer()
+
+    @functools.cached_property
+    def ingest(self) -> IngestEvent:
+        from cartrecovery.usecases.ingest import IngestEvent
+
+        return IngestEvent(self.events, self.carts, self.contacts, self.schedules, self.ledger, self.clock)
+
+    @functools.cached_property
+    def run_step(self) -> RunDueStep:
+        from cartrecovery.usecases.run_step import RunDueStep
+
+        return RunDueStep(self.stores, self.carts, self.contacts, self.schedules, self.mailer, self.ledger,
+                          self.renderer, self.clock, self.settings.public_base_url)
+
+    @functools.cached_property
+    def track(self) -> RecordSesEvent:
+        from cartrecovery.usecases.track import RecordSesEvent
+
+        return RecordSesEvent(self.ledger, self.contacts, self.clock)
+
+    @functools.cached_property
+    def unsubscribe(self) -> Unsubscribe:
+        from cartrecovery.usecases.unsubscribe import Unsubscribe
+
+        return Unsubscribe(self.stores, self.contacts, self.ledger, self.clock)
+
+
+def configure(**overrides: Any) -> None:
+    """Replace parts of the container (``clock``, ``settings``, ``session``) before the next use."""
+    global _current
+    _overrides.update(overrides)
+    _current = None
+
+
+def reset() -> None:
+    global _current
+    _overrides.clear()
+    _current = None
+
+
+def services() -> Services:
+    global _current
+    if _current is None:
+        _current = Services(
+            settings=_overrides.get("settings") or Settings.from_env(),
+            clock=_overrides.get("clock") or SystemClock(),
+            session=_overrides.get("session"),
+        )
+    return _current
