@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from cartrecovery.domain.events import FieldError, InvalidEvent, parse_event
+from cartrecovery.domain.events import Event, FieldError, InvalidEvent, parse_event
 
 CHECKOUT_TOPICS = {"checkouts/create", "checkouts/update"}
 SUPPORTED_TOPICS = CHECKOUT_TOPICS | {"checkouts/delete", "orders/create"}
@@ -36,7 +36,7 @@ def to_event_body(topic: str, payload: Any, shop_domain: str | None) -> dict[str
                        occurred=payload.get("created_at"))
 
 
-def parse_shopify(topic: str, payload: Any, shop_domain: str | None):  # type: ignore[no-untyped-def]
+def parse_shopify(topic: str, payload: Any, shop_domain: str | None) -> Event | None:
     body = to_event_body(topic, payload, shop_domain)
     return None if body is None else parse_event(body)
 

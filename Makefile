@@ -1,0 +1,60 @@
+# The commands people type. Every target installs what it needs first, so each works on a fresh clone.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.13 matches the Lambda runtime; use it when present (pyenv or PATH), else the newest python3.
+PY313 := $(shell (pyenv prefix 3.13.0 2>/dev/null || true) | head -n1)
+PYTHON ?= $(or $(wildcard $(PY313)/bin/python3.13),$(shell command -v python3.13 2>/dev/null),$(shell command -v python3))
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell md5sum pyproject.toml | cut -c1-12)
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: help install run test test-fast lint format bench chromium clean
+
+help:
+	@echo "make run     run the whole product locally (emulated AWS, no account, no Docker)"
+	@echo "make test    install everything and run the whole test suite"
+	@echo "make lint    ruff and mypy"
+	@echo "make bench   benchmarks: prints a table and writes bench/results.json"
+	@echo "make build   sam build (no Docker)         make deploy   sam deploy --guided"
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "python3 is required"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+# Browser tests drive Debian's Chromium through Playwright (Playwright's own browser download is not used).
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+
+run: install
+	$(BIN)/python -m cartrecovery.local
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: install chromium lint
+	$(BIN)/pytest -q
+
+test-fast: install
+	$(BIN)/pytest -q tests/unit
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,197 @@
+"""``cartrecovery``: the operator CLI.
+
+    cartrecovery [--local | --stack NAME] store create --id shop1 --name "..." --sender-email shop@example.jp
+    cartrecovery [--local | --stack NAME] store show --id shop1
+    cartrecovery [--local | --stack NAME] store rotate-secret --id shop1 [--shopify] [--overlap-hours 24]
+    cartrecovery [--local | --stack NAME] store revoke-secret --id shop1 [--shopify]
+    cartrecovery [--local | --stack NAME] report --store shop1 [--from 2026-12-01] [--to 2026-12-31] [--json]
+    cartrecovery [--local | --stack NAME] explain --store shop1 --cart c-789
+    cartrecovery send-event --example cart --email taro@example.jp      (signs and posts to the local stack)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cartrecovery.clock import SystemClock, isoformat
+from cartrecovery.cli.config import resolve_settings
+from cartrecovery.cli.send_event import add_send_event_parser
+from cartrecovery.domain.store import StoreSettings
+from cartrecovery.ports import AlreadyExists
+from cartrecovery.usecases.report import COLUMNS, build_report
+from cartrecovery.usecases.stores import InvalidStore, create_store, revoke_secrets, rotate_secret
+from cartrecovery.wiring import Services
+
+
+def _services(args: argparse.Namespace) -> Services:
+    return Services(resolve_settings(local=args.local, stack=args.stack, region=args.region), SystemClock())
+
+
+def cmd_store_create(args: argparse.Namespace) -> int:
+    data: dict[str, Any] = json.loads(Path(args.settings).read_text()) if args.settings else {}
+    data.update({k: v for k, v in {
+        "store_id": args.id, "name": args.name, "sender_email": args.sender_email, "sender_name": args.sender_name,
+        "url": args.url, "locale": args.locale, "timezone": args.timezone, "quiet_hours": args.quiet_hours,
+    }.items() if v})
+    legal = {**data.get("legal", {}), **{k: v for k, v in {
+        "sender_name": args.legal_name, "address": args.address, "contact": args.contact}.items() if v}}
+    data["legal"] = legal
+    svc = _services(args)
+    try:
+        store = create_store(svc.stores, data, svc.clock)
+    except (InvalidStore, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except AlreadyExists:
+        print(f"error: store {args.id!r} already exists", file=sys.stderr)
+        return 2
+    print(f"store created: {store.store_id}")
+    print("These secrets are shown once; keep them in your shop's secret store.")
+    print(f"webhook secret (Standard Webhooks): {store.webhook_secrets[0].secret}")
+    print(f"shopify secret:                     {store.shopify_secrets[0].secret}")
+    if not (store.settings.legal.address and store.settings.legal.contact):
+        print("warning: legal address and contact are empty; every marketing email must show them "
+              "(特定電子メール法). Set them with --address and --contact.", file=sys.stderr)
+    return 0
+
+
+def cmd_store_show(args: argparse.Namespace) -> int:
+    store = _services(args).stores.get(args.id)
+    if store is None:
+        print(f"error: no store {args.id!r}", file=sys.stderr)
+        return 1
+    now = datetime.now(UTC)
+    shown = {
+        **store.settings.to_dict(),
+        "webhook_secrets": [{"created_at": s.created_at, "expires_at": s.expires_at, "in_force": s.in_force(now)}
+                            for s in store.webhook_secrets],
+        "shopify_secrets": [{"created_at": s.created_at, "expires_at": s.expires_at, "in_force": s.in_force(now)}
+                            for s in store.shopify_secrets],
+    }
+    print(json.dumps(shown, ensure_ascii=False, indent=2, default=str))
+    return 0
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    svc = _services(args)
+    kind = "shopify" if args.shopify else "webhook"
+    try:
+        fresh = rotate_secret(svc.stores, args.id, svc.clock, kind=kind, overlap=timedelta(hours=args.overlap_hours))
+    except InvalidStore as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"new {kind} secret (shown once): {fresh}")
+    print(f"the previous secret stays valid for {args.overlap_hours} h; `store revoke-secret` ends it now")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    svc = _services(args)
+    try:
+        count = revoke_secrets(svc.stores, args.id, svc.clock, kind="shopify" if args.shopify else "webhook")
+    except InvalidStore as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"revoked {count} secret(s); only the newest is in force")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    svc = _services(args)
+    today = datetime.now(UTC).date()
+    day_to = date.fromisoformat(args.to) if args.to else today
+    day_from = date.fromisoformat(args.from_) if args.from_ else day_to - timedelta(days=30)
+    report = build_report(svc.ledger, args.store, day_from, day_to)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{report['store']}  {report['from']} .. {report['to']}")
+    header = ["flow", "step", "variant", *COLUMNS]
+    print("  ".join(f"{h:>12}" for h in header))
+    for row in [*report["rows"], {"flow": "total", "step": "", "variant": "", **report["totals"]}]:
+        print("  ".join(f"{row[h]!s:>12}" for h in header))
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    cart = _services(args).carts.get(args.store, args.cart)
+    if cart is None:
+        print(f"no cart {args.cart!r} in store {args.store!r}", file=sys.stderr)
+        return 1
+    print(f"cart {cart.cart_id}: {cart.status}; last activity {cart.last_activity_at}")
+    if cart.timer:
+        print(f"next: {cart.timer.flow} step {cart.timer.step} at {isoformat(cart.timer.due_at)}")
+    for key, record in sorted(cart.steps.items()):
+        print(f"step {key}: {record.status} at {isoformat(record.at)}"
+              + (f" message {record.message_id}" if record.message_id else "")
+              + (f" ({record.reason})" if record.reason else ""))
+    for d in cart.decisions:
+        until = f" until {isoformat(d.until)}" if d.until else ""
+        print(f"{isoformat(d.at)}  {d.action:<10} {d.flow} step {d.step or '-'}  {d.reason or ''}{until}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cartrecovery", description="Operate a cartrecovery deployment.")
+    parser.add_argument("--local", action="store_true", help="talk to the running local stack (make run)")
+    parser.add_argument("--stack", help="CloudFormation stack name of a deployment")
+    parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    store = commands.add_parser("store", help="create and inspect stores, rotate secrets")
+    store_commands = store.add_subparsers(dest="store_command", required=True)
+    create = store_commands.add_parser("create", help="create a store and print its secrets once")
+    create.add_argument("--id", required=True)
+    create.add_argument("--name", required=True, help="the shop's name, shown in subjects")
+    create.add_argument("--sender-email", required=True, help="From address (a verified SES identity)")
+    create.add_argument("--sender-name")
+    create.add_argument("--url", help="the shop's home page")
+    create.add_argument("--legal-name", help="responsible sender's legal name (特定電子メール法)")
+    create.add_argument("--address", help="sender's postal address")
+    create.add_argument("--contact", help="phone, email or URL for enquiries")
+    create.add_argument("--locale", help="default email language: ja or en")
+    create.add_argument("--timezone", help="default time zone, e.g. Asia/Tokyo")
+    create.add_argument("--quiet-hours", help="e.g. 21:00-08:00 (recipient's local time)")
+    create.add_argument("--settings", help="JSON file with further settings (coupon, help links, flows, ...)")
+    create.set_defaults(func=cmd_store_create)
+    show = store_commands.add_parser("show", help="print a store's settings (never its secrets)")
+    show.add_argument("--id", required=True)
+    show.set_defaults(func=cmd_store_show)
+    rotate = store_commands.add_parser("rotate-secret", help="issue a new secret; the old one expires later")
+    rotate.add_argument("--id", required=True)
+    rotate.add_argument("--shopify", action="store_true", help="rotate the Shopify secret instead")
+    rotate.add_argument("--overlap-hours", type=float, default=24.0)
+    rotate.set_defaults(func=cmd_rotate)
+    revoke = store_commands.add_parser("revoke-secret", help="expire every secret but the newest, now")
+    revoke.add_argument("--id", required=True)
+    revoke.add_argument("--shopify", action="store_true")
+    revoke.set_defaults(func=cmd_revoke)
+
+    report = commands.add_parser("report", help="sent, opened, clicked, converted, revenue per step and variant")
+    report.add_argument("--store", required=True)
+    report.add_argument("--from", dest="from_", help="first send day, YYYY-MM-DD (default: 30 days back)")
+    report.add_argument("--to", help="last send day, YYYY-MM-DD (default: today)")
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(func=cmd_report)
+
+    explain = commands.add_parser("explain", help="why a cart's emails were (not) sent")
+    explain.add_argument("--store", required=True)
+    explain.add_argument("--cart", required=True)
+    explain.set_defaults(func=cmd_explain)
+
+    add_send_event_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
