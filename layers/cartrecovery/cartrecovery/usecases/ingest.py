@@ -62,14 +62,16 @@ class IngestEvent:
     def __call__(self, store: Store, event_id: str, event: Event) -> IngestResult:
         now = self.clock.now()
         first = self.events.record(store.store_id, event_id, _summary(event), now + EVENT_ID_RETENTION)
-        self.apply(store, event)
+        self.apply(store, event, repair=not first)
         return IngestResult("accepted" if first else "duplicate", event_id)
 
-    def apply(self, store: Store, event: Event) -> None:
+    def apply(self, store: Store, event: Event, *, repair: bool = False) -> None:
+        """Run the event's effects; ``repair`` (a re-delivery) also re-creates an armed schedule, in case
+        the first delivery died between arming the cart and creating its schedule."""
         cart_id = _cart_id(event)
         cart = self._fold(store, cart_id, event) if cart_id else None
         if cart is not None and cart.is_open and event.type in CART_ACTIVITY:
-            self._ensure_armed(store, cart)
+            self._ensure_armed(store, cart, repair)
         customer = event.customer
         email = customer.email if customer else None
         if event.type == "order.placed":
@@ -99,15 +101,15 @@ class IngestEvent:
                 continue
         raise ConcurrentUpdate(f"cart kept changing under {FOLD_ATTEMPTS} attempts")
 
-    def _ensure_armed(self, store: Store, cart: CartState) -> None:
+    def _ensure_armed(self, store: Store, cart: CartState, repair: bool) -> None:
         """Give an open cart a timer unless it has one; a live timer is left alone, because the step
         handler re-reads the cart when it fires and re-arms for the later due time itself."""
         flow = store.settings.flows.get("cart_recovery")
         if flow is None or not flow.enabled:
             return
         if cart.timer is not None:
-            # Re-create the armed schedule: a no-op when it exists, the repair when a crash lost it.
-            self.schedules.arm(cart.timer, schedule_payload(cart, cart.timer.flow, cart.timer.step))
+            if repair:  # creating an existing schedule is a no-op; a lost one comes back
+                self.schedules.arm(cart.timer, schedule_payload(cart, cart.timer.flow, cart.timer.step))
             return
         step = next_step(cart, flow)
         if step is None:

@@ -1,0 +1,154 @@
+"""Realistic template contexts for tests, previews and benchmarks, shaped exactly like ``build_context``'s."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from cartrecovery.email.money import format_money
+
+# (sku, name, variant, unit price, out of stock)
+_PRODUCTS: dict[str, list[tuple[str, str, str | None, str, bool]]] = {
+    "ja": [
+        ("TEA-001", "抹茶ラテ", "10本入り", "1280", False),
+        ("CUP-014", "有田焼 マグカップ", "藍色", "3300", False),
+        ("TWL-203", "今治タオル フェイスタオル", "ホワイト / 2枚組", "1650", False),
+        ("POT-007", "南部鉄器 急須", "0.6L", "8800", True),
+        ("TEA-022", "京都 ほうじ茶 ティーバッグ", None, "980", False),
+        ("PLT-031", "信楽焼 豆皿", "5枚セット", "1540", False),
+    ],
+    "en": [
+        ("TEA-001", "Organic Sencha Green Tea", "100 g", "12.50", False),
+        ("DRP-014", "Ceramic Pour-Over Dripper", "Matte white", "34.00", False),
+        ("APR-203", "Linen Apron", "Charcoal / M", "48.00", False),
+        ("POT-007", "Cast Iron Teapot", "0.6 L", "89.00", True),
+        ("CND-022", "Beeswax Candle", None, "18.00", False),
+        ("BRD-031", "Walnut Serving Board", "Large", "62.00", False),
+    ],
+}
+
+_RECOMMENDATIONS: dict[str, list[tuple[str, str, str]]] = {
+    "ja": [
+        ("REC-101", "抹茶 茶筅（百本立）", "2750"),
+        ("REC-102", "九谷焼 湯呑み", "4400"),
+        ("REC-103", "季節の和菓子 詰め合わせ", "3240"),
+        ("REC-104", "竹製 茶杓", "880"),
+    ],
+    "en": [
+        ("REC-101", "Bamboo Matcha Whisk", "22.00"),
+        ("REC-102", "Stoneware Tea Cup Set", "38.00"),
+        ("REC-103", "Seasonal Tea Sampler", "27.50"),
+        ("REC-104", "Cotton Tea Towel", "9.00"),
+    ],
+}
+
+_SHOPS: dict[str, dict[str, Any]] = {
+    "ja": {
+        "shop": {"name": "ことのは商店", "url": "https://shop.example.jp", "locale": "ja", "currency": "JPY"},
+        "customer_name": "山田 太郎",
+        "legal": {
+            "sender_name": "株式会社ことのは",
+            "address": "〒100-0005 東京都千代田区丸の内1-1-1 ことのはビル3階",
+            "contact": "support@shop.example.jp（03-1234-5678 平日10:00〜17:00）",
+        },
+        "coupon": {
+            "code": "THANKS10",
+            "description": "カート内の商品が10%オフになるクーポンです。",
+            "terms": (
+                "3,000円（税込）以上のご購入で、お一人さま1回限りご利用いただけます。他のクーポンとの併用はできません。"
+            ),
+            "expires_at": "2026年12月31日",
+        },
+        "unsubscribe_url": "https://recovery.shop.example.jp/u/SAMPLE-TOKEN",
+    },
+    "en": {
+        "shop": {"name": "Northwind Goods", "url": "https://shop.example.com", "locale": "en", "currency": "USD"},
+        "customer_name": "Alex Morgan",
+        "legal": {
+            "sender_name": "Northwind Goods LLC",
+            "address": "100 Market Street, Suite 200, San Francisco, CA 94105, USA",
+            "contact": "support@shop.example.com",
+        },
+        "coupon": {
+            "code": "THANKS10",
+            "description": "10% off the items in your cart.",
+            "terms": "One use per customer on orders of $30 or more. Cannot be combined with other offers.",
+            "expires_at": "December 31, 2026",
+        },
+        "unsubscribe_url": "https://recovery.shop.example.com/u/SAMPLE-TOKEN",
+    },
+}
+
+
+def sample_context(flow: str, step: int, locale: str, *, items: int = 3) -> dict[str, Any]:
+    """A fresh context for ``flow`` step ``step``: step 2 carries a coupon, step 3 recommendations.
+
+    ``locale`` picks the shop (``ja``: a Japanese shop in JPY, anything else: an English one in USD);
+    ``items`` may exceed the product list, which then repeats with new SKUs. The fourth item is out of stock.
+    """
+    lang = "ja" if locale.lower().startswith("ja") else "en"
+    shop = dict(_SHOPS[lang]["shop"])
+    base = shop["url"]
+    currency = shop["currency"]
+    products = _PRODUCTS[lang]
+
+    cart_items = []
+    total = Decimal(0)
+    count = 0
+    for index in range(items):
+        sku, name, variant, price, out_of_stock = products[index % len(products)]
+        if index >= len(products):
+            sku = f"{sku}-{index // len(products) + 1}"
+        quantity = 2 if index == 0 else 1
+        unit_price = Decimal(price)
+        line_total = unit_price * quantity
+        total += line_total
+        count += quantity
+        cart_items.append(
+            {
+                "sku": sku,
+                "name": name,
+                "url": f"{base}/products/{sku.lower()}",
+                "image_url": f"{base}/images/{sku.lower()}.jpg",
+                "variant": variant,
+                "quantity": quantity,
+                "unit_price": format_money(unit_price, currency, lang),
+                "line_total": format_money(line_total, currency, lang),
+                "out_of_stock": out_of_stock,
+            }
+        )
+
+    recommendations = []
+    if step == 3:
+        recommendations = [
+            {
+                "name": name,
+                "url": f"{base}/products/{sku.lower()}",
+                "image_url": f"{base}/images/{sku.lower()}.jpg",
+                "price": format_money(Decimal(price), currency, lang),
+            }
+            for sku, name, price in _RECOMMENDATIONS[lang][:3]
+        ]
+
+    return {
+        "shop": shop,
+        "customer": {"name": _SHOPS[lang]["customer_name"]},
+        "cart": {
+            "items": cart_items,
+            "total": format_money(total, currency, lang),
+            "item_count": count,
+            "recovery_url": f"{base}/cart/restore?t=SAMPLE-CART&utm_source=cartrecovery&utm_medium=email",
+        },
+        "coupon": dict(_SHOPS[lang]["coupon"]) if step == 2 else None,
+        "recommendations": recommendations,
+        "help": {
+            "shipping_url": f"{base}/pages/shipping",
+            "payment_url": f"{base}/pages/payment",
+            "faq_url": f"{base}/pages/faq",
+            "contact_url": f"{base}/pages/contact",
+        },
+        "legal": dict(_SHOPS[lang]["legal"]),
+        "unsubscribe_url": _SHOPS[lang]["unsubscribe_url"],
+        "flow": flow,
+        "step": step,
+    }
