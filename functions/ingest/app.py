@@ -17,17 +17,28 @@ logger = Logger()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 
-THROTTLED_CODES = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-                   "TooManyRequestsException"}
+THROTTLED_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+}
 
 
 @app.post("/v1/stores/<store_id>/events")
 def post_event(store_id: str) -> Response:
     svc = services()
-    result = receive_event(svc.stores, svc.ingest, store_id, lower_headers(app.current_event.raw_event),
-                           raw_body(app.current_event.raw_event), time.time())
-    metrics.add_metric(name="EventAccepted" if result.status == "accepted" else "EventDuplicate",
-                       unit=MetricUnit.Count, value=1)
+    result = receive_event(
+        svc.stores,
+        svc.ingest,
+        store_id,
+        lower_headers(app.current_event.raw_event),
+        raw_body(app.current_event.raw_event),
+        time.time(),
+    )
+    metrics.add_metric(
+        name="EventAccepted" if result.status == "accepted" else "EventDuplicate", unit=MetricUnit.Count, value=1
+    )
     logger.info("event ingested", extra={"store_id": store_id, "event_id": result.event_id, "status": result.status})
     if result.status == "duplicate":
         return json_response(200, {"status": "duplicate"})
@@ -37,10 +48,20 @@ def post_event(store_id: str) -> Response:
 @app.post("/v1/stores/<store_id>/shopify")
 def post_shopify(store_id: str) -> Response:
     svc = services()
-    result = receive_shopify(svc.stores, svc.ingest, store_id, lower_headers(app.current_event.raw_event),
-                             raw_body(app.current_event.raw_event), time.time())
+    result = receive_shopify(
+        svc.stores,
+        svc.ingest,
+        store_id,
+        lower_headers(app.current_event.raw_event),
+        raw_body(app.current_event.raw_event),
+        time.time(),
+    )
     if result is None:
+        metrics.add_metric(name="EventIgnored", unit=MetricUnit.Count, value=1)
         return json_response(200, {"status": "ignored"})
+    metrics.add_metric(
+        name="EventAccepted" if result.status == "accepted" else "EventDuplicate", unit=MetricUnit.Count, value=1
+    )
     if result.status == "duplicate":
         return json_response(200, {"status": "duplicate"})
     return json_response(202, {"status": "accepted", "event_id": result.event_id})

@@ -11,17 +11,33 @@ from cartrecovery.wiring import services
 logger = Logger()
 metrics = Metrics()
 
-OUTCOME_METRICS = {"sent": "EmailSent", "unknown": "SendOutcomeUnknown", "throttled": "SendThrottled",
-                   "skipped": "StepSkipped", "deferred": "StepDeferred", "rearmed": "StepRearmed"}
+OUTCOME_METRICS = {
+    "sent": "EmailSent",
+    "unknown": "SendOutcomeUnknown",
+    "throttled": "SendThrottled",
+    "skipped": "StepSkipped",
+    "deferred": "StepDeferred",
+    "rearmed": "StepRearmed",
+    "stopped": "SendRejected",
+}
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     outcome = services().run_step(event)
-    logger.info("step run", extra={"store_id": event.get("store_id"), "flow": outcome.flow, "step": outcome.step,
-                                   "action": outcome.action, "reason": outcome.reason,
-                                   "message_id": outcome.message_id})
+    logger.info(
+        "step run",
+        extra={
+            "store_id": event.get("store_id"),
+            "cart_id": event.get("cart_id"),
+            "flow": outcome.flow,
+            "step": outcome.step,
+            "action": outcome.action,
+            "reason": outcome.reason,
+            "message_id": outcome.message_id,
+        },
+    )
     name = OUTCOME_METRICS.get(outcome.action)
     if name:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)

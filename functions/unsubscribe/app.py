@@ -28,7 +28,8 @@ def _page(status: int, body: str) -> Response:
 @app.get("/u/<token>")
 def confirm(token: str) -> Response:
     subject = services().unsubscribe.check(token)
-    return _page(200, confirm_page(_locale(subject.store_locale), subject.store_name, f"/u/{token}"))
+    # A relative action (the token itself) posts back to this same URL, also behind a custom base path.
+    return _page(200, confirm_page(_locale(subject.store_locale), subject.store_name, token))
 
 
 @app.post("/u/<token>")
@@ -51,8 +52,7 @@ def invalid(exc: InvalidToken) -> Response:
 @app.exception_handler(Exception)
 def failed(exc: Exception) -> Response:
     logger.exception("unsubscribe failed")
-    return Response(status_code=503, content_type=HTML, body=not_found_page(),
-                    headers={"Retry-After": "5", **NO_STORE})
+    return Response(status_code=503, content_type=HTML, body=not_found_page(), headers={"Retry-After": "5", **NO_STORE})
 
 
 def _locale(locale: str) -> str:

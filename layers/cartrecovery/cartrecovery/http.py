@@ -12,17 +12,26 @@ from cartrecovery.domain.events import FieldError
 
 
 def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(status_code=status, content_type="application/json",
-                    body=json.dumps(body, ensure_ascii=False), headers=headers or {})
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(body, ensure_ascii=False),
+        headers=headers or {},
+    )
 
 
-def problem(status: int, title: str, detail: str, errors: list[FieldError] | None = None,
-            headers: dict[str, str] | None = None) -> Response:
+def problem(
+    status: int, title: str, detail: str, errors: list[FieldError] | None = None, headers: dict[str, str] | None = None
+) -> Response:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if errors is not None and status == 400:
         body["errors"] = [{"path": e.path, "message": e.message} for e in errors]
-    return Response(status_code=status, content_type="application/problem+json",
-                    body=json.dumps(body, ensure_ascii=False), headers=headers or {})
+    return Response(
+        status_code=status,
+        content_type="application/problem+json",
+        body=json.dumps(body, ensure_ascii=False),
+        headers=headers or {},
+    )
 
 
 def raw_body(event: Any) -> bytes:

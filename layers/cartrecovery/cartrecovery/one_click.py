@@ -12,7 +12,8 @@ def is_one_click(content_type: str, body: bytes) -> bool:
     if media == "multipart/form-data":
         try:
             message = BytesParser(policy=HTTP).parsebytes(
-                b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+                b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+            )
         except (ValueError, UnicodeError):
             return False
         if not message.is_multipart():

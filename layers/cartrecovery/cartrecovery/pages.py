@@ -34,9 +34,11 @@ _TEXT = {
 def _page(locale: str, title: str, body: str, form_action: str | None = None, button: str = "") -> str:
     form = ""
     if form_action is not None:
-        form = (f'<form method="post" action="{escape(form_action)}">'
-                '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-                f'<button type="submit" style="padding:12px 24px;font-size:16px">{escape(button)}</button></form>')
+        form = (
+            f'<form method="post" action="{escape(form_action)}">'
+            '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+            f'<button type="submit" style="padding:12px 24px;font-size:16px">{escape(button)}</button></form>'
+        )
     return (
         f'<!doctype html><html lang="{escape(locale)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'

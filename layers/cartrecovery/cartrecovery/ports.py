@@ -29,6 +29,10 @@ class SendRejected(Exception):
     """SES refused this message for good (bad or suppressed address, unverified sender)."""
 
 
+class SendFailed(Exception):
+    """SES refused the request itself (permissions, configuration): nothing went out; an operator must act."""
+
+
 class SendOutcomeUnknown(Exception):
     """The call may or may not have reached SES (timeout, 5xx): never retried automatically."""
 
@@ -82,6 +86,8 @@ class EventLog(Protocol):
         """Record an event id once; False when it was already recorded (a duplicate delivery)."""
         ...
 
+    def get(self, store_id: str, event_id: str) -> dict[str, Any] | None: ...
+
 
 class CartRepository(Protocol):
     def get(self, store_id: str, cart_id: str) -> CartState | None: ...
@@ -94,9 +100,15 @@ class CartRepository(Protocol):
         """Set the timer only if the cart has none and is open; True if this call set it."""
         ...
 
-    def update_progress(self, store_id: str, cart_id: str, *, decision: Decision,
-                        timer: Timer | bool | None = False,
-                        step: tuple[str, StepRecord] | None = None) -> None:
+    def update_progress(
+        self,
+        store_id: str,
+        cart_id: str,
+        *,
+        decision: Decision,
+        timer: Timer | bool | None = False,
+        step: tuple[str, StepRecord] | None = None,
+    ) -> None:
         """Log a decision; optionally replace the timer (None removes it, False leaves it) and a step."""
         ...
 
@@ -132,8 +144,14 @@ class MessageLedger(Protocol):
     def record_sent(self, message: MessageRecord) -> None: ...
     def get(self, message_id: str) -> MessageRecord | None: ...
 
-    def mark(self, message_id: str, kind: str, at: datetime, revenue: Decimal | None = None,
-             detail: dict[str, str] | None = None) -> str:
+    def mark(
+        self,
+        message_id: str,
+        kind: str,
+        at: datetime,
+        revenue: Decimal | None = None,
+        detail: dict[str, str] | None = None,
+    ) -> str:
         """Mark a message once per kind and count it; returns 'new', 'again' or 'missing'."""
         ...
 

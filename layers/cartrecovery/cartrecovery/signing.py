@@ -13,7 +13,7 @@ import hmac
 import secrets
 from collections.abc import Iterable
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (a format prefix, not a secret)
 TOLERANCE_SECONDS = 300
 
 

@@ -13,6 +13,8 @@ import hmac
 import json
 from dataclasses import dataclass
 
+from cartrecovery.domain.store import STORE_ID
+
 MAX_TOKEN_LENGTH = 600
 
 
@@ -43,15 +45,24 @@ def _mac(key: str, payload: str) -> str:
 
 
 def issue(token: UnsubscribeToken, key: str) -> str:
-    body = {"s": token.store_id, "h": token.email_hash, "f": token.flow, "n": token.step,
-            "v": token.variant, "d": token.day}
+    body = {
+        "s": token.store_id,
+        "h": token.email_hash,
+        "f": token.flow,
+        "n": token.step,
+        "v": token.variant,
+        "d": token.day,
+    }
     payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
     return f"{payload}.{_mac(key, payload)}"
 
 
 def peek_store(text: str) -> str:
     """The store a token claims, read before verifying so that store's key can be looked up."""
-    return _decode(text).store_id
+    store_id = _decode(text).store_id
+    if not STORE_ID.match(store_id):
+        raise InvalidToken("malformed store")
+    return store_id
 
 
 def verify(text: str, key: str) -> UnsubscribeToken:
@@ -69,8 +80,12 @@ def _decode(text: str) -> UnsubscribeToken:
     try:
         body = json.loads(_unb64(payload))
         return UnsubscribeToken(
-            store_id=str(body["s"]), email_hash=str(body["h"]), flow=str(body["f"]),
-            step=int(body["n"]), variant=str(body["v"]), day=str(body["d"]),
+            store_id=str(body["s"]),
+            email_hash=str(body["h"]),
+            flow=str(body["f"]),
+            step=int(body["n"]),
+            variant=str(body["v"]),
+            day=str(body["d"]),
         )
     except (ValueError, KeyError, TypeError, UnicodeError) as exc:
         raise InvalidToken("malformed") from exc

@@ -54,8 +54,9 @@ class Services:
     @functools.cached_property
     def ses_client(self) -> Any:
         # No automatic retries: a retried SendEmail after a timeout could deliver the same email twice.
-        return self._client("sesv2", retries={"mode": "standard", "total_max_attempts": 1},
-                            read_timeout=10, connect_timeout=3)
+        return self._client(
+            "sesv2", retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=10, connect_timeout=3
+        )
 
     @functools.cached_property
     def stores(self) -> DynamoStoreRepository:
@@ -92,8 +93,9 @@ class Services:
         from cartrecovery.adapters.scheduler import EventBridgeSchedules
 
         s = self.settings
-        return EventBridgeSchedules(self.scheduler_client, s.schedule_group, s.send_function_arn,
-                                    s.scheduler_role_arn, s.scheduler_dlq_arn)
+        return EventBridgeSchedules(
+            self.scheduler_client, s.schedule_group, s.send_function_arn, s.scheduler_role_arn, s.scheduler_dlq_arn
+        )
 
     @functools.cached_property
     def mailer(self) -> SesMailer:
@@ -117,8 +119,17 @@ class Services:
     def run_step(self) -> RunDueStep:
         from cartrecovery.usecases.run_step import RunDueStep
 
-        return RunDueStep(self.stores, self.carts, self.contacts, self.schedules, self.mailer, self.ledger,
-                          self.renderer, self.clock, self.settings.public_base_url)
+        return RunDueStep(
+            self.stores,
+            self.carts,
+            self.contacts,
+            self.schedules,
+            self.mailer,
+            self.ledger,
+            self.renderer,
+            self.clock,
+            self.settings.public_base_url,
+        )
 
     @functools.cached_property
     def track(self) -> RecordSesEvent:

@@ -3,6 +3,7 @@ timer and the decision log. Writers touch disjoint attributes, so a fold never o
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,15 +35,23 @@ class DynamoCartRepository:
         removes = [f"#{k}" for k, v in fields.items() if v is None]
         names = {f"#{k}": k for k in fields}
         values = {f":{k}": to_attr(v) for k, v in fields.items() if v is not None}
-        sets += ["#version = :new_version", "#steps = if_not_exists(#steps, :no_steps)",
-                 "#decisions = if_not_exists(#decisions, :no_decisions)", "#expires_at = :expires_at"]
-        names.update({"#version": "version", "#steps": "steps", "#decisions": "decisions",
-                      "#expires_at": "expires_at"})
+        sets += [
+            "#version = :new_version",
+            "#steps = if_not_exists(#steps, :no_steps)",
+            "#decisions = if_not_exists(#decisions, :no_decisions)",
+            "#expires_at = :expires_at",
+        ]
+        names.update({"#version": "version", "#steps": "steps", "#decisions": "decisions", "#expires_at": "expires_at"})
         anchor = cart.last_activity_at or cart.closed_at or cart.first_seen_at
         assert anchor is not None
-        values.update({":new_version": {"N": str(cart.version + 1)}, ":no_steps": {"M": {}},
-                       ":no_decisions": {"L": []},
-                       ":expires_at": {"N": str(int((anchor + self.retention).timestamp()))}})
+        values.update(
+            {
+                ":new_version": {"N": str(cart.version + 1)},
+                ":no_steps": {"M": {}},
+                ":no_decisions": {"L": []},
+                ":expires_at": {"N": str(int((anchor + self.retention).timestamp()))},
+            }
+        )
         if expected_version is None:
             condition = "attribute_not_exists(cart_id)"
         else:
@@ -50,29 +59,44 @@ class DynamoCartRepository:
             values[":expected"] = {"N": str(expected_version)}
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
-            self.client.update_item(TableName=self.table, Key=self._key(cart.store_id, cart.cart_id),
-                                    UpdateExpression=expression, ConditionExpression=condition,
-                                    ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._key(cart.store_id, cart.cart_id),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             raise ConcurrentUpdate(cart.cart_id) from exc
 
     def arm_if_idle(self, store_id: str, cart_id: str, timer: Timer, decision: Decision) -> bool:
         try:
             self.client.update_item(
-                TableName=self.table, Key=self._key(store_id, cart_id),
+                TableName=self.table,
+                Key=self._key(store_id, cart_id),
                 UpdateExpression="SET #timer = :timer, #decisions = list_append(#decisions, :decision)",
                 ConditionExpression="attribute_not_exists(#timer) AND #status = :open",
                 ExpressionAttributeNames={"#timer": "timer", "#decisions": "decisions", "#status": "status"},
-                ExpressionAttributeValues={":timer": to_attr(encode_timer(timer)),
-                                           ":decision": to_attr([encode_decision(decision)]),
-                                           ":open": {"S": OPEN}})
+                ExpressionAttributeValues={
+                    ":timer": to_attr(encode_timer(timer)),
+                    ":decision": to_attr([encode_decision(decision)]),
+                    ":open": {"S": OPEN},
+                },
+            )
             return True
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
 
-    def update_progress(self, store_id: str, cart_id: str, *, decision: Decision,
-                        timer: Timer | bool | None = False,
-                        step: tuple[str, StepRecord] | None = None) -> None:
+    def update_progress(
+        self,
+        store_id: str,
+        cart_id: str,
+        *,
+        decision: Decision,
+        timer: Timer | bool | None = False,
+        step: tuple[str, StepRecord] | None = None,
+    ) -> None:
         sets = ["#decisions = list_append(#decisions, :decision)"]
         removes = []
         names = {"#decisions": "decisions"}
@@ -89,40 +113,57 @@ class DynamoCartRepository:
             names.update({"#steps": "steps", "#step": step[0]})
             values[":step"] = to_attr(encode_step(step[1]))
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        self.client.update_item(TableName=self.table, Key=self._key(store_id, cart_id),
-                                UpdateExpression=expression, ConditionExpression="attribute_exists(cart_id)",
-                                ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+        self.client.update_item(
+            TableName=self.table,
+            Key=self._key(store_id, cart_id),
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(cart_id)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def claim_step(self, store_id: str, cart_id: str, key: str, record: StepRecord) -> bool:
         try:
             self.client.update_item(
-                TableName=self.table, Key=self._key(store_id, cart_id),
+                TableName=self.table,
+                Key=self._key(store_id, cart_id),
                 UpdateExpression="SET #steps.#step = :record",
                 ConditionExpression="#status = :open AND attribute_not_exists(#steps.#step)",
                 ExpressionAttributeNames={"#steps": "steps", "#step": key, "#status": "status"},
-                ExpressionAttributeValues={":record": to_attr(encode_step(record)), ":open": {"S": OPEN}})
+                ExpressionAttributeValues={":record": to_attr(encode_step(record)), ":open": {"S": OPEN}},
+            )
             return True
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
 
     def release_step(self, store_id: str, cart_id: str, key: str, decision: Decision) -> None:
-        try:
+        # Already released or finished by another delivery: nothing to undo.
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
             self.client.update_item(
-                TableName=self.table, Key=self._key(store_id, cart_id),
+                TableName=self.table,
+                Key=self._key(store_id, cart_id),
                 UpdateExpression="REMOVE #steps.#step SET #decisions = list_append(#decisions, :decision)",
                 ConditionExpression="#steps.#step.#status = :claimed",
-                ExpressionAttributeNames={"#steps": "steps", "#step": key, "#status": "status",
-                                          "#decisions": "decisions"},
-                ExpressionAttributeValues={":claimed": {"S": CLAIMED},
-                                           ":decision": to_attr([encode_decision(decision)])})
-        except self.client.exceptions.ConditionalCheckFailedException:
-            pass  # already released or finished by another delivery: nothing to undo
+                ExpressionAttributeNames={
+                    "#steps": "steps",
+                    "#step": key,
+                    "#status": "status",
+                    "#decisions": "decisions",
+                },
+                ExpressionAttributeValues={
+                    ":claimed": {"S": CLAIMED},
+                    ":decision": to_attr([encode_decision(decision)]),
+                },
+            )
 
     def list_for_store(self, store_id: str) -> list[CartState]:
         """Every cart of a store (operator tools: erase, explain); paginated query, not a scan."""
         carts: list[CartState] = []
-        kwargs: dict[str, Any] = {"TableName": self.table, "KeyConditionExpression": "store_id = :s",
-                                  "ExpressionAttributeValues": {":s": {"S": store_id}}}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "store_id = :s",
+            "ExpressionAttributeValues": {":s": {"S": store_id}},
+        }
         while True:
             page = self.client.query(**kwargs)
             carts += [decode_cart(from_item(i)) for i in page.get("Items", [])]
@@ -152,16 +193,28 @@ def fold_fields(cart: CartState) -> dict[str, Any]:
 
 
 def encode_item(item: Item) -> dict[str, Any]:
-    return {"sku": item.sku, "name": item.name, "url": item.url, "unit_price": item.unit_price,
-            "quantity": item.quantity, "image_url": item.image_url, "variant": item.variant,
-            "in_stock": item.in_stock}
+    return {
+        "sku": item.sku,
+        "name": item.name,
+        "url": item.url,
+        "unit_price": item.unit_price,
+        "quantity": item.quantity,
+        "image_url": item.image_url,
+        "variant": item.variant,
+        "in_stock": item.in_stock,
+    }
 
 
 def encode_customer(customer: Customer) -> dict[str, Any]:
     consent = customer.consent
-    return {"id": customer.id, "email": customer.email, "name": customer.name, "locale": customer.locale,
-            "timezone": customer.timezone,
-            "consent": {"granted": consent.granted, "at": consent.at, "source": consent.source} if consent else None}
+    return {
+        "id": customer.id,
+        "email": customer.email,
+        "name": customer.name,
+        "locale": customer.locale,
+        "timezone": customer.timezone,
+        "consent": {"granted": consent.granted, "at": consent.at, "source": consent.source} if consent else None,
+    }
 
 
 def encode_timer(timer: Timer) -> dict[str, Any]:
@@ -169,13 +222,25 @@ def encode_timer(timer: Timer) -> dict[str, Any]:
 
 
 def encode_step(record: StepRecord) -> dict[str, Any]:
-    return {"status": record.status, "at": record.at, "variant": record.variant,
-            "message_id": record.message_id, "day": record.day, "reason": record.reason}
+    return {
+        "status": record.status,
+        "at": record.at,
+        "variant": record.variant,
+        "message_id": record.message_id,
+        "day": record.day,
+        "reason": record.reason,
+    }
 
 
 def encode_decision(decision: Decision) -> dict[str, Any]:
-    return {"at": decision.at, "action": decision.action, "flow": decision.flow, "step": decision.step,
-            "reason": decision.reason, "until": decision.until}
+    return {
+        "at": decision.at,
+        "action": decision.action,
+        "flow": decision.flow,
+        "step": decision.step,
+        "reason": decision.reason,
+        "until": decision.until,
+    }
 
 
 def decode_consent(raw: dict[str, Any] | None) -> Consent | None:
@@ -193,31 +258,62 @@ def decode_cart(data: dict[str, Any]) -> CartState:
         status=data.get("status", OPEN),
         currency=data.get("currency"),
         items=tuple(
-            Item(sku=i["sku"], name=i["name"], url=i["url"], unit_price=Decimal(i["unit_price"]),
-                 quantity=int(i["quantity"]), image_url=i.get("image_url"), variant=i.get("variant"),
-                 in_stock=bool(i.get("in_stock", True)))
+            Item(
+                sku=i["sku"],
+                name=i["name"],
+                url=i["url"],
+                unit_price=Decimal(i["unit_price"]),
+                quantity=int(i["quantity"]),
+                image_url=i.get("image_url"),
+                variant=i.get("variant"),
+                in_stock=bool(i.get("in_stock", True)),
+            )
             for i in data.get("items", [])
         ),
         total=data.get("total"),
         recovery_url=data.get("recovery_url"),
-        customer=Customer(id=customer.get("id"), email=customer.get("email"), name=customer.get("name"),
-                          locale=customer.get("locale"), timezone=customer.get("timezone"),
-                          consent=decode_consent(customer.get("consent"))),
+        customer=Customer(
+            id=customer.get("id"),
+            email=customer.get("email"),
+            name=customer.get("name"),
+            locale=customer.get("locale"),
+            timezone=customer.get("timezone"),
+            consent=decode_consent(customer.get("consent")),
+        ),
         first_seen_at=opt_time(data.get("first_seen_at")),
         last_activity_at=opt_time(data.get("last_activity_at")),
         closed_at=opt_time(data.get("closed_at")),
         order_id=data.get("order_id"),
         order_total=data.get("order_total"),
         version=int(data.get("version", 0)),
-        steps={k: StepRecord(status=v["status"], at=_time(v["at"]), variant=v.get("variant", "a"),
-                             message_id=v.get("message_id"), day=v.get("day"), reason=v.get("reason"))
-               for k, v in (data.get("steps") or {}).items()},
-        timer=Timer(flow=timer["flow"], step=int(timer["step"]), due_at=_time(timer["due_at"]),
-                    schedule_name=timer["schedule_name"]) if timer else None,
+        steps={
+            k: StepRecord(
+                status=v["status"],
+                at=_time(v["at"]),
+                variant=v.get("variant", "a"),
+                message_id=v.get("message_id"),
+                day=v.get("day"),
+                reason=v.get("reason"),
+            )
+            for k, v in (data.get("steps") or {}).items()
+        },
+        timer=Timer(
+            flow=timer["flow"],
+            step=int(timer["step"]),
+            due_at=_time(timer["due_at"]),
+            schedule_name=timer["schedule_name"],
+        )
+        if timer
+        else None,
         decisions=tuple(
-            Decision(at=_time(d["at"]), action=d["action"], flow=d.get("flow", ""),
-                     step=int(d["step"]) if d.get("step") is not None else None, reason=d.get("reason"),
-                     until=opt_time(d.get("until")))
+            Decision(
+                at=_time(d["at"]),
+                action=d["action"],
+                flow=d.get("flow", ""),
+                step=int(d["step"]) if d.get("step") is not None else None,
+                reason=d.get("reason"),
+                until=opt_time(d.get("until")),
+            )
             for d in data.get("decisions", [])
         ),
     )

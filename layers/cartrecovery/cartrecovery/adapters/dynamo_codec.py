@@ -31,7 +31,7 @@ def _plain(value: Any) -> Any:
     """Datetimes as RFC 3339 strings (UTC, whole seconds: they sort as text), ints kept, Nones dropped."""
     if isinstance(value, datetime):
         return isoformat(value)
-    if isinstance(value, bool) or isinstance(value, str | Decimal):
+    if isinstance(value, bool | str | Decimal):
         return value
     if isinstance(value, int):
         return Decimal(value)

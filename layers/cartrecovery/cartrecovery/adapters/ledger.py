@@ -18,8 +18,17 @@ from cartrecovery.clock import parse_rfc3339
 from cartrecovery.ports import MessageRecord
 
 MESSAGE_RETENTION = timedelta(days=400)
-MARK_KINDS = ("delivered", "opened", "clicked", "bounced", "complained", "rejected", "rendering_failed",
-              "converted", "unsubscribed")
+MARK_KINDS = (
+    "delivered",
+    "opened",
+    "clicked",
+    "bounced",
+    "complained",
+    "rejected",
+    "rendering_failed",
+    "converted",
+    "unsubscribed",
+)
 
 
 def counter_key(row: dict[str, Any]) -> str:
@@ -32,54 +41,88 @@ class DynamoMessageLedger:
         self.messages = messages_table
         self.counters = counters_table
 
-    def _counter_update(self, store_id: str, row: dict[str, Any], kind: str, amount: int,
-                        revenue: Decimal | None = None) -> dict[str, Any]:
-        expression = ("SET #day = :day, #flow = :flow, #step = :step, #variant = :variant ADD #kind :n"
-                      + (", #revenue :revenue" if revenue is not None else ""))
+    def _counter_update(
+        self, store_id: str, row: dict[str, Any], kind: str, amount: int, revenue: Decimal | None = None
+    ) -> dict[str, Any]:
+        expression = "SET #day = :day, #flow = :flow, #step = :step, #variant = :variant ADD #kind :n" + (
+            ", #revenue :revenue" if revenue is not None else ""
+        )
         names = {"#day": "day", "#flow": "flow", "#step": "step", "#variant": "variant", "#kind": kind}
-        values = {":day": to_attr(row["day"]), ":flow": to_attr(row["flow"]), ":step": to_attr(int(row["step"])),
-                  ":variant": to_attr(row["variant"]), ":n": to_attr(amount)}
+        values = {
+            ":day": to_attr(row["day"]),
+            ":flow": to_attr(row["flow"]),
+            ":step": to_attr(int(row["step"])),
+            ":variant": to_attr(row["variant"]),
+            ":n": to_attr(amount),
+        }
         if revenue is not None:
             names["#revenue"] = "revenue"
             values[":revenue"] = to_attr(revenue)
-        return {"TableName": self.counters,
-                "Key": {"store_id": {"S": store_id}, "counter_key": {"S": counter_key(row)}},
-                "UpdateExpression": expression, "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values}
+        return {
+            "TableName": self.counters,
+            "Key": {"store_id": {"S": store_id}, "counter_key": {"S": counter_key(row)}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
 
     def record_sent(self, message: MessageRecord) -> None:
         item = {
-            "message_id": message.message_id, "store_id": message.store_id, "cart_id": message.cart_id,
-            "flow": message.flow, "step": message.step, "variant": message.variant, "day": message.day,
-            "email_hash": message.email_hash, "sent_at": message.sent_at,
+            "message_id": message.message_id,
+            "store_id": message.store_id,
+            "cart_id": message.cart_id,
+            "flow": message.flow,
+            "step": message.step,
+            "variant": message.variant,
+            "day": message.day,
+            "email_hash": message.email_hash,
+            "sent_at": message.sent_at,
             "expires_at": int((message.sent_at + MESSAGE_RETENTION).timestamp()),
         }
         row = {"day": message.day, "flow": message.flow, "step": message.step, "variant": message.variant}
         try:
-            self.client.transact_write_items(TransactItems=[
-                {"Put": {"TableName": self.messages, "Item": to_item(item),
-                         "ConditionExpression": "attribute_not_exists(message_id)"}},
-                {"Update": self._counter_update(message.store_id, row, "sent", 1)},
-            ])
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.messages,
+                            "Item": to_item(item),
+                            "ConditionExpression": "attribute_not_exists(message_id)",
+                        }
+                    },
+                    {"Update": self._counter_update(message.store_id, row, "sent", 1)},
+                ]
+            )
         except self.client.exceptions.TransactionCanceledException as exc:
             if not _cancelled_by_condition(exc):
                 raise
 
     def get(self, message_id: str) -> MessageRecord | None:
-        item = self.client.get_item(TableName=self.messages, Key={"message_id": {"S": message_id}},
-                                    ConsistentRead=True)
+        item = self.client.get_item(TableName=self.messages, Key={"message_id": {"S": message_id}}, ConsistentRead=True)
         if "Item" not in item:
             return None
         data = from_item(item["Item"])
         return MessageRecord(
-            message_id=data["message_id"], store_id=data["store_id"], cart_id=data["cart_id"],
-            flow=data["flow"], step=int(data["step"]), variant=data["variant"], day=data["day"],
-            email_hash=data["email_hash"], sent_at=parse_rfc3339(data["sent_at"]),
+            message_id=data["message_id"],
+            store_id=data["store_id"],
+            cart_id=data["cart_id"],
+            flow=data["flow"],
+            step=int(data["step"]),
+            variant=data["variant"],
+            day=data["day"],
+            email_hash=data["email_hash"],
+            sent_at=parse_rfc3339(data["sent_at"]),
             marks={k: str(data[f"{k}_at"]) for k in MARK_KINDS if f"{k}_at" in data},
         )
 
-    def mark(self, message_id: str, kind: str, at: datetime, revenue: Decimal | None = None,
-             detail: dict[str, str] | None = None) -> str:
+    def mark(
+        self,
+        message_id: str,
+        kind: str,
+        at: datetime,
+        revenue: Decimal | None = None,
+        detail: dict[str, str] | None = None,
+    ) -> str:
         if kind not in MARK_KINDS:
             raise ValueError(f"unknown outcome {kind}")
         message = self.get(message_id)
@@ -100,13 +143,21 @@ class DynamoMessageLedger:
             values[":revenue"] = to_attr(revenue)
         row = {"day": message.day, "flow": message.flow, "step": message.step, "variant": message.variant}
         try:
-            self.client.transact_write_items(TransactItems=[
-                {"Update": {"TableName": self.messages, "Key": {"message_id": {"S": message_id}},
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.messages,
+                            "Key": {"message_id": {"S": message_id}},
                             "UpdateExpression": "SET " + ", ".join(sets),
                             "ConditionExpression": "attribute_exists(message_id) AND attribute_not_exists(#at)",
-                            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}},
-                {"Update": self._counter_update(message.store_id, row, kind, 1, revenue)},
-            ])
+                            "ExpressionAttributeNames": names,
+                            "ExpressionAttributeValues": values,
+                        }
+                    },
+                    {"Update": self._counter_update(message.store_id, row, kind, 1, revenue)},
+                ]
+            )
         except self.client.exceptions.TransactionCanceledException as exc:
             if _cancelled_by_condition(exc):
                 return "again"
@@ -121,8 +172,11 @@ class DynamoMessageLedger:
         kwargs: dict[str, Any] = {
             "TableName": self.counters,
             "KeyConditionExpression": "store_id = :s AND counter_key BETWEEN :a AND :b",
-            "ExpressionAttributeValues": {":s": {"S": store_id}, ":a": {"S": day_from},
-                                          ":b": {"S": day_to + "#\uffff"}},
+            "ExpressionAttributeValues": {
+                ":s": {"S": store_id},
+                ":a": {"S": day_from},
+                ":b": {"S": day_to + "#\uffff"},
+            },
         }
         while True:
             page = self.client.query(**kwargs)
@@ -136,4 +190,5 @@ def _cancelled_by_condition(exc: Exception) -> bool:
     reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
     codes = {r.get("Code") for r in reasons}
     return ("ConditionalCheckFailed" in codes and codes <= {"ConditionalCheckFailed", "None", None}) or (
-        not reasons and error_code(exc) == "TransactionCanceledException" and "ConditionalCheckFailed" in str(exc))
+        not reasons and error_code(exc) == "TransactionCanceledException" and "ConditionalCheckFailed" in str(exc)
+    )

@@ -33,9 +33,14 @@ class EventBridgeSchedules:
             target["DeadLetterConfig"] = {"Arn": self.dead_letter_arn}
         try:
             self.client.create_schedule(
-                Name=timer.schedule_name, GroupName=self.group, ScheduleExpression=f"at({at})",
-                ScheduleExpressionTimezone="UTC", FlexibleTimeWindow={"Mode": "OFF"}, Target=target,
-                ActionAfterCompletion="DELETE", State="ENABLED",
+                Name=timer.schedule_name,
+                GroupName=self.group,
+                ScheduleExpression=f"at({at})",
+                ScheduleExpressionTimezone="UTC",
+                FlexibleTimeWindow={"Mode": "OFF"},
+                Target=target,
+                ActionAfterCompletion="DELETE",
+                State="ENABLED",
             )
         except Exception as exc:
             if error_code(exc) != "ConflictException":

@@ -11,11 +11,18 @@ from typing import Any
 
 from cartrecovery.adapters.errors import error_code, http_status
 from cartrecovery.email.mime import build_message
-from cartrecovery.ports import OutgoingEmail, SendOutcomeUnknown, SendRejected, SendThrottled
+from cartrecovery.ports import OutgoingEmail, SendFailed, SendOutcomeUnknown, SendRejected, SendThrottled
 
-THROTTLED = {"ThrottlingException", "TooManyRequestsException", "LimitExceededException",
-             "SendingPausedException", "AccountSuspendedException", "Throttling"}
-REJECTED = {"MessageRejected", "BadRequestException", "MailFromDomainNotVerifiedException", "NotFoundException"}
+THROTTLED = {
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "LimitExceededException",
+    "SendingPausedException",
+    "AccountSuspendedException",
+    "Throttling",
+}
+# Only a rejection of this message says something about the address; configuration errors do not.
+REJECTED = {"MessageRejected"}
 
 
 class SesMailer:
@@ -43,13 +50,14 @@ def classify(exc: Exception) -> Exception:
     code = error_code(exc)
     if code in THROTTLED:
         return SendThrottled(code)
-    if code in REJECTED:
+    if code in REJECTED and "not verified" not in str(exc).lower():
         return SendRejected(code)
     name = type(exc).__name__
     if name in ("EndpointConnectionError", "ConnectTimeoutError"):
         return SendThrottled(name)  # never reached SES: safe to try again later
     status = http_status(exc)
-    if code and 400 <= status < 500:
-        # SES answered and refused the request (permissions, validation): nothing went out.
-        return SendThrottled(code)
+    if code and (400 <= status < 500 or code in REJECTED):
+        # SES answered and refused the request (permissions, identity, sandbox): nothing went out, and
+        # retrying will not help until an operator fixes the configuration.
+        return SendFailed(code)
     return SendOutcomeUnknown(code or name)

@@ -20,8 +20,11 @@ class DynamoStoreRepository:
 
     def create(self, store: Store) -> None:
         try:
-            self.client.put_item(TableName=self.table, Item=to_item(encode_store(store)),
-                                 ConditionExpression="attribute_not_exists(store_id)")
+            self.client.put_item(
+                TableName=self.table,
+                Item=to_item(encode_store(store)),
+                ConditionExpression="attribute_not_exists(store_id)",
+            )
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             raise AlreadyExists(store.store_id) from exc
 

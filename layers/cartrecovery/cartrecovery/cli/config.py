@@ -11,8 +11,11 @@ from cartrecovery.settings import Settings
 
 LOCAL_DIR = Path(".local")
 STACK_OUTPUTS = {
-    "StoresTableName": "STORES_TABLE", "EventsTableName": "EVENTS_TABLE", "CartsTableName": "CARTS_TABLE",
-    "ContactsTableName": "CONTACTS_TABLE", "MessagesTableName": "MESSAGES_TABLE",
+    "StoresTableName": "STORES_TABLE",
+    "EventsTableName": "EVENTS_TABLE",
+    "CartsTableName": "CARTS_TABLE",
+    "ContactsTableName": "CONTACTS_TABLE",
+    "MessagesTableName": "MESSAGES_TABLE",
     "CountersTableName": "COUNTERS_TABLE",
 }
 
@@ -35,8 +38,14 @@ def resolve_settings(*, local: bool, stack: str | None, region: str | None) -> S
         runtime = local_runtime()
         if runtime is None:
             raise SystemExit("no running local stack found (.local/runtime.json); start it with `make run`")
-        os.environ.update({"AWS_ENDPOINT_URL": runtime["endpoint_url"], "AWS_ACCESS_KEY_ID": "testing",
-                           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": runtime["region"]})
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": runtime["endpoint_url"],
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": runtime["region"],
+            }
+        )
         return Settings.from_env({**runtime["env"]})
     if stack:
         import boto3

@@ -1,12 +1,12 @@
 """``cartrecovery``: the operator CLI.
 
-    cartrecovery [--local | --stack NAME] store create --id shop1 --name "..." --sender-email shop@example.jp
-    cartrecovery [--local | --stack NAME] store show --id shop1
-    cartrecovery [--local | --stack NAME] store rotate-secret --id shop1 [--shopify] [--overlap-hours 24]
-    cartrecovery [--local | --stack NAME] store revoke-secret --id shop1 [--shopify]
-    cartrecovery [--local | --stack NAME] report --store shop1 [--from 2026-12-01] [--to 2026-12-31] [--json]
-    cartrecovery [--local | --stack NAME] explain --store shop1 --cart c-789
-    cartrecovery send-event --example cart --email taro@example.jp      (signs and posts to the local stack)
+cartrecovery [--local | --stack NAME] store create --id shop1 --name "..." --sender-email shop@example.jp
+cartrecovery [--local | --stack NAME] store show --id shop1
+cartrecovery [--local | --stack NAME] store rotate-secret --id shop1 [--shopify] [--overlap-hours 24]
+cartrecovery [--local | --stack NAME] store revoke-secret --id shop1 [--shopify]
+cartrecovery [--local | --stack NAME] report --store shop1 [--from 2026-12-01] [--to 2026-12-31] [--json]
+cartrecovery [--local | --stack NAME] explain --store shop1 --cart c-789
+cartrecovery send-event --example cart --email taro@example.jp      (signs and posts to the local stack)
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cartrecovery.clock import SystemClock, isoformat
 from cartrecovery.cli.config import resolve_settings
 from cartrecovery.cli.send_event import add_send_event_parser
-from cartrecovery.domain.store import StoreSettings
+from cartrecovery.clock import SystemClock, isoformat
 from cartrecovery.ports import AlreadyExists
 from cartrecovery.usecases.report import COLUMNS, build_report
 from cartrecovery.usecases.stores import InvalidStore, create_store, revoke_secrets, rotate_secret
@@ -34,16 +33,34 @@ def _services(args: argparse.Namespace) -> Services:
 
 def cmd_store_create(args: argparse.Namespace) -> int:
     data: dict[str, Any] = json.loads(Path(args.settings).read_text()) if args.settings else {}
-    data.update({k: v for k, v in {
-        "store_id": args.id, "name": args.name, "sender_email": args.sender_email, "sender_name": args.sender_name,
-        "url": args.url, "locale": args.locale, "timezone": args.timezone, "quiet_hours": args.quiet_hours,
-    }.items() if v})
-    legal = {**data.get("legal", {}), **{k: v for k, v in {
-        "sender_name": args.legal_name, "address": args.address, "contact": args.contact}.items() if v}}
+    data.update(
+        {
+            k: v
+            for k, v in {
+                "store_id": args.id,
+                "name": args.name,
+                "sender_email": args.sender_email,
+                "sender_name": args.sender_name,
+                "url": args.url,
+                "locale": args.locale,
+                "timezone": args.timezone,
+                "quiet_hours": args.quiet_hours,
+            }.items()
+            if v
+        }
+    )
+    legal = {
+        **data.get("legal", {}),
+        **{
+            k: v
+            for k, v in {"sender_name": args.legal_name, "address": args.address, "contact": args.contact}.items()
+            if v
+        },
+    }
     data["legal"] = legal
     svc = _services(args)
     try:
-        store = create_store(svc.stores, data, svc.clock)
+        store = create_store(svc.stores, data, svc.clock, shopify_secret=args.shopify_secret)
     except (InvalidStore, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -55,8 +72,11 @@ def cmd_store_create(args: argparse.Namespace) -> int:
     print(f"webhook secret (Standard Webhooks): {store.webhook_secrets[0].secret}")
     print(f"shopify secret:                     {store.shopify_secrets[0].secret}")
     if not (store.settings.legal.address and store.settings.legal.contact):
-        print("warning: legal address and contact are empty; every marketing email must show them "
-              "(特定電子メール法). Set them with --address and --contact.", file=sys.stderr)
+        print(
+            "warning: legal address and contact are empty; every marketing email must show them "
+            "(特定電子メール法). Set them with --address and --contact.",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -68,10 +88,14 @@ def cmd_store_show(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     shown = {
         **store.settings.to_dict(),
-        "webhook_secrets": [{"created_at": s.created_at, "expires_at": s.expires_at, "in_force": s.in_force(now)}
-                            for s in store.webhook_secrets],
-        "shopify_secrets": [{"created_at": s.created_at, "expires_at": s.expires_at, "in_force": s.in_force(now)}
-                            for s in store.shopify_secrets],
+        "webhook_secrets": [
+            {"created_at": s.created_at, "expires_at": s.expires_at, "in_force": s.in_force(now)}
+            for s in store.webhook_secrets
+        ],
+        "shopify_secrets": [
+            {"created_at": s.created_at, "expires_at": s.expires_at, "in_force": s.in_force(now)}
+            for s in store.shopify_secrets
+        ],
     }
     print(json.dumps(shown, ensure_ascii=False, indent=2, default=str))
     return 0
@@ -81,11 +105,13 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     svc = _services(args)
     kind = "shopify" if args.shopify else "webhook"
     try:
-        fresh = rotate_secret(svc.stores, args.id, svc.clock, kind=kind, overlap=timedelta(hours=args.overlap_hours))
+        fresh = rotate_secret(
+            svc.stores, args.id, svc.clock, kind=kind, overlap=timedelta(hours=args.overlap_hours), value=args.value
+        )
     except InvalidStore as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"new {kind} secret (shown once): {fresh}")
+    print(f"new {kind} secret{'' if args.value else ' (shown once)'}: {fresh}")
     print(f"the previous secret stays valid for {args.overlap_hours} h; `store revoke-secret` ends it now")
     return 0
 
@@ -103,7 +129,9 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     svc = _services(args)
-    today = datetime.now(UTC).date()
+    store = svc.stores.get(args.store)
+    zone = store.settings.zone if store else UTC  # send days are counted in the store's time zone
+    today = datetime.now(zone).date()
     day_to = date.fromisoformat(args.to) if args.to else today
     day_from = date.fromisoformat(args.from_) if args.from_ else day_to - timedelta(days=30)
     report = build_report(svc.ledger, args.store, day_from, day_to)
@@ -127,9 +155,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if cart.timer:
         print(f"next: {cart.timer.flow} step {cart.timer.step} at {isoformat(cart.timer.due_at)}")
     for key, record in sorted(cart.steps.items()):
-        print(f"step {key}: {record.status} at {isoformat(record.at)}"
-              + (f" message {record.message_id}" if record.message_id else "")
-              + (f" ({record.reason})" if record.reason else ""))
+        print(
+            f"step {key}: {record.status} at {isoformat(record.at)}"
+            + (f" message {record.message_id}" if record.message_id else "")
+            + (f" ({record.reason})" if record.reason else "")
+        )
     for d in cart.decisions:
         until = f" until {isoformat(d.until)}" if d.until else ""
         print(f"{isoformat(d.at)}  {d.action:<10} {d.flow} step {d.step or '-'}  {d.reason or ''}{until}")
@@ -158,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--timezone", help="default time zone, e.g. Asia/Tokyo")
     create.add_argument("--quiet-hours", help="e.g. 21:00-08:00 (recipient's local time)")
     create.add_argument("--settings", help="JSON file with further settings (coupon, help links, flows, ...)")
+    create.add_argument(
+        "--shopify-secret",
+        help="the key Shopify signs webhooks with (app client secret, or the "
+        "signing key shown under Settings > Notifications > Webhooks); default: generated",
+    )
     create.set_defaults(func=cmd_store_create)
     show = store_commands.add_parser("show", help="print a store's settings (never its secrets)")
     show.add_argument("--id", required=True)
@@ -166,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--id", required=True)
     rotate.add_argument("--shopify", action="store_true", help="rotate the Shopify secret instead")
     rotate.add_argument("--overlap-hours", type=float, default=24.0)
+    rotate.add_argument("--value", help="use this secret instead of generating one (e.g. Shopify's new key)")
     rotate.set_defaults(func=cmd_rotate)
     revoke = store_commands.add_parser("revoke-secret", help="expire every secret but the newest, now")
     revoke.add_argument("--id", required=True)

@@ -18,21 +18,51 @@ from cartrecovery.signing import sign
 
 
 def example_event(kind: str, cart_id: str, email: str, occurred_at: str) -> dict[str, Any]:
-    customer = {"id": "u-123", "email": email, "name": "山田 太郎", "locale": "ja", "timezone": "Asia/Tokyo",
-                "marketing_consent": {"granted": True, "at": occurred_at, "source": "checkout-form"}}
+    customer = {
+        "id": "u-123",
+        "email": email,
+        "name": "山田 太郎",
+        "locale": "ja",
+        "timezone": "Asia/Tokyo",
+        "marketing_consent": {"granted": True, "at": occurred_at, "source": "checkout-form"},
+    }
     if kind == "cart":
-        return {"type": "cart.updated", "occurred_at": occurred_at, "customer": customer, "cart": {
-            "id": cart_id, "currency": "JPY", "total": 4160,
-            "recovery_url": f"https://shop.example.jp/cart/restore?cart={cart_id}",
-            "items": [
-                {"sku": "TEA-001", "name": "抹茶ラテ", "url": "https://shop.example.jp/products/tea-001",
-                 "image_url": "https://shop.example.jp/img/tea-001.jpg", "unit_price": 1280, "quantity": 2},
-                {"sku": "CUP-014", "name": "有田焼 マグカップ", "url": "https://shop.example.jp/products/cup-014",
-                 "image_url": "https://shop.example.jp/img/cup-014.jpg", "unit_price": 1600, "quantity": 1},
-            ]}}
+        return {
+            "type": "cart.updated",
+            "occurred_at": occurred_at,
+            "customer": customer,
+            "cart": {
+                "id": cart_id,
+                "currency": "JPY",
+                "total": 4160,
+                "recovery_url": f"https://shop.example.jp/cart/restore?cart={cart_id}",
+                "items": [
+                    {
+                        "sku": "TEA-001",
+                        "name": "抹茶ラテ",
+                        "url": "https://shop.example.jp/products/tea-001",
+                        "image_url": "https://shop.example.jp/img/tea-001.jpg",
+                        "unit_price": 1280,
+                        "quantity": 2,
+                    },
+                    {
+                        "sku": "CUP-014",
+                        "name": "有田焼 マグカップ",
+                        "url": "https://shop.example.jp/products/cup-014",
+                        "image_url": "https://shop.example.jp/img/cup-014.jpg",
+                        "unit_price": 1600,
+                        "quantity": 1,
+                    },
+                ],
+            },
+        }
     if kind == "order":
-        return {"type": "order.placed", "occurred_at": occurred_at, "customer": customer,
-                "order": {"id": f"o-{uuid.uuid4().hex[:8]}", "cart_id": cart_id, "total": 4160, "currency": "JPY"}}
+        return {
+            "type": "order.placed",
+            "occurred_at": occurred_at,
+            "customer": customer,
+            "order": {"id": f"o-{uuid.uuid4().hex[:8]}", "cart_id": cart_id, "total": 4160, "currency": "JPY"},
+        }
     if kind == "clear":
         return {"type": "cart.cleared", "occurred_at": occurred_at, "customer": customer, "cart": {"id": cart_id}}
     if kind == "unsubscribe":
@@ -51,9 +81,17 @@ def _business_now(base_url: str) -> str:
 
 def post_signed(url: str, secret: str, body: bytes, event_id: str) -> tuple[int, str]:
     timestamp = int(time.time())
-    request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310
-        "content-type": "application/json", "webhook-id": event_id, "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, event_id, timestamp, body)})
+    request = urllib.request.Request(  # noqa: S310 (the operator's own http(s) URL)
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "content-type": "application/json",
+            "webhook-id": event_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(secret, event_id, timestamp, body),
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             return response.status, response.read().decode()

@@ -134,14 +134,19 @@ def _close(current: CartState, event: Event) -> CartState:
     if event.type == "order.placed":
         assert event.order is not None
         return dataclasses.replace(
-            current, status=ORDERED, closed_at=event.occurred_at, order_id=event.order.id,
+            current,
+            status=ORDERED,
+            closed_at=event.occurred_at,
+            order_id=event.order.id,
             order_total=event.order.total,
             customer=merge_customer(current.customer, event.customer),
             first_seen_at=current.first_seen_at or event.occurred_at,
         )
     if event.type == "cart.cleared":
         return dataclasses.replace(
-            current, status=CLEARED, closed_at=event.occurred_at,
+            current,
+            status=CLEARED,
+            closed_at=event.occurred_at,
             first_seen_at=current.first_seen_at or event.occurred_at,
         )
     return current

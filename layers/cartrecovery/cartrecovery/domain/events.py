@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,13 +20,23 @@ from cartrecovery.clock import parse_rfc3339
 
 CART_ACTIVITY = frozenset({"cart.updated", "checkout.started"})
 EVENT_TYPES = frozenset(
-    {"cart.updated", "checkout.started", "order.placed", "cart.cleared", "customer.unsubscribed",
-     "customer.consent_changed"}
+    {
+        "cart.updated",
+        "checkout.started",
+        "order.placed",
+        "cart.cleared",
+        "customer.unsubscribed",
+        "customer.consent_changed",
+    }
 )
-_EMAIL = re.compile(r"^[^@\s\"<>(),;:\\\[\]]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(
+    r"^[^@\s\"<>(),;:\\\[\]]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_ITEMS = 100
 MAX_ID = 200
 MAX_TEXT = 500
@@ -167,8 +177,9 @@ class _Validator:
             return None
         return value
 
-    def string(self, data: dict[str, Any], key: str, path: str, *, required: bool = False,
-               max_len: int = MAX_TEXT) -> str | None:
+    def string(
+        self, data: dict[str, Any], key: str, path: str, *, required: bool = False, max_len: int = MAX_TEXT
+    ) -> str | None:
         if key not in data or data[key] is None:
             if required:
                 self.fail(path, "is required")
@@ -190,10 +201,14 @@ class _Validator:
         if text is None:
             return None
         try:
-            return parse_rfc3339(text)
+            moment = parse_rfc3339(text)
         except ValueError:
             self.fail(path, "must be an RFC 3339 timestamp with an offset, e.g. 2026-12-01T10:15:00+09:00")
             return None
+        if not EARLIEST <= moment < LATEST:
+            self.fail(path, "must be between 2000 and 2100")
+            return None
+        return moment
 
     def url(self, data: dict[str, Any], key: str, path: str, *, required: bool = False) -> str | None:
         text = self.string(data, key, path, required=required, max_len=MAX_URL)
@@ -327,8 +342,16 @@ class _Validator:
         if len(self.errors) > before:
             return None
         assert sku is not None and name is not None and url is not None and unit_price is not None
-        return Item(sku=sku, name=name, url=url, unit_price=unit_price, quantity=int(quantity),  # type: ignore[arg-type]
-                    image_url=image_url, variant=variant, in_stock=bool(in_stock))
+        return Item(
+            sku=sku,
+            name=name,
+            url=url,
+            unit_price=unit_price,
+            quantity=int(quantity),  # type: ignore[arg-type]
+            image_url=image_url,
+            variant=variant,
+            in_stock=bool(in_stock),
+        )
 
     def order(self, value: Any, path: str) -> Order | None:
         data = self.obj(value, path)

@@ -123,8 +123,10 @@ class StoreSettings:
         data = asdict(self)
         data["quiet_hours"] = str(self.quiet_hours)
         data["flows"] = {
-            name: {"enabled": flow.enabled, "steps": [{"step": s.step, "delay_seconds": s.delay_seconds}
-                                                      for s in flow.steps]}
+            name: {
+                "enabled": flow.enabled,
+                "steps": [{"step": s.step, "delay_seconds": s.delay_seconds} for s in flow.steps],
+            }
             for name, flow in self.flows.items()
         }
         data["recommendations"] = [asdict(p) for p in self.recommendations]
@@ -163,7 +165,9 @@ class StoreSettings:
                 description=str(coupon.get("description") or ""),
                 terms=str(coupon.get("terms") or ""),
                 valid_days=int(coupon["valid_days"]) if coupon.get("valid_days") is not None else None,
-            ) if coupon else None,
+            )
+            if coupon
+            else None,
             recommendations=tuple(
                 Product(name=str(p["name"]), url=str(p["url"]), image_url=p.get("image_url"), price=p.get("price"))
                 for p in data.get("recommendations") or ()

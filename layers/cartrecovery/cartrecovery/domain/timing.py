@@ -32,8 +32,12 @@ def schedule_name(store_id: str, cart_id: str, flow: str, step: int, fire_at: da
 def timer_for(cart: CartState, flow: Flow, step: FlowStep, now: datetime, not_before: datetime | None = None) -> Timer:
     fire_at = max(not_before or due_at(cart, step), now + MIN_LEAD)
     fire_at = fire_at.replace(microsecond=0)
-    return Timer(flow=flow.name, step=step.step, due_at=fire_at,
-                 schedule_name=schedule_name(cart.store_id, cart.cart_id, flow.name, step.step, fire_at))
+    return Timer(
+        flow=flow.name,
+        step=step.step,
+        due_at=fire_at,
+        schedule_name=schedule_name(cart.store_id, cart.cart_id, flow.name, step.step, fire_at),
+    )
 
 
 def is_skipped(cart: CartState, flow: str, step: int) -> bool:

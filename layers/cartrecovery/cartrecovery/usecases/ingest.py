@@ -50,8 +50,15 @@ def contact_keys(store: Store, email: str | None, customer_id: str | None) -> li
 
 
 class IngestEvent:
-    def __init__(self, events: EventLog, carts: CartRepository, contacts: ContactBook, schedules: Schedules,
-                 ledger: MessageLedger, clock: Clock) -> None:
+    def __init__(
+        self,
+        events: EventLog,
+        carts: CartRepository,
+        contacts: ContactBook,
+        schedules: Schedules,
+        ledger: MessageLedger,
+        clock: Clock,
+    ) -> None:
         self.events = events
         self.carts = carts
         self.contacts = contacts
@@ -59,10 +66,19 @@ class IngestEvent:
         self.ledger = ledger
         self.clock = clock
 
-    def __call__(self, store: Store, event_id: str, event: Event) -> IngestResult:
+    def __call__(self, store: Store, event_id: str, event: Event, fingerprint: str = "") -> IngestResult:
+        """Record and apply an event. ``fingerprint`` (a hash of the body) tells a true re-delivery, whose
+        effects are safely re-run to finish a delivery that died half way, from a reused id with another
+        body, which has no effect at all."""
         now = self.clock.now()
-        first = self.events.record(store.store_id, event_id, _summary(event), now + EVENT_ID_RETENTION)
-        self.apply(store, event, repair=not first)
+        summary = {**_summary(event), "fingerprint": fingerprint}
+        first = self.events.record(store.store_id, event_id, summary, now + EVENT_ID_RETENTION)
+        if first:
+            self.apply(store, event)
+        else:
+            recorded = self.events.get(store.store_id, event_id)
+            if recorded is not None and recorded.get("fingerprint", "") == fingerprint:
+                self.apply(store, event, repair=True)
         return IngestResult("accepted" if first else "duplicate", event_id)
 
     def apply(self, store: Store, event: Event, *, repair: bool = False) -> None:
@@ -80,8 +96,9 @@ class IngestEvent:
                 self.contacts.record_order(store.store_id, key, event.occurred_at)
             self._convert(store, event, cart, keys)
         elif event.type == "customer.unsubscribed" and email:
-            self.contacts.unsubscribe(store.store_id, contact_keys(store, email, None)[0], event.occurred_at,
-                                      source="store")
+            self.contacts.unsubscribe(
+                store.store_id, contact_keys(store, email, None)[0], event.occurred_at, source="store"
+            )
         elif event.type == "customer.consent_changed" and email and customer and customer.consent:
             consent = customer.consent
             if consent.at is None:
@@ -139,8 +156,9 @@ class IngestEvent:
                     message_id = last["message_id"]
                     break
         if message_id:
-            self.ledger.mark(message_id, "converted", event.occurred_at, revenue=order.total,
-                             detail={"order_id": order.id})
+            self.ledger.mark(
+                message_id, "converted", event.occurred_at, revenue=order.total, detail={"order_id": order.id}
+            )
 
 
 def schedule_payload(cart: CartState, flow: str, step: int) -> dict[str, Any]:
@@ -149,9 +167,10 @@ def schedule_payload(cart: CartState, flow: str, step: int) -> dict[str, Any]:
 
 
 def _cart_id(event: Event) -> str | None:
-    if event.cart is not None:
+    """The cart an event changes: activity and clears name it, an order may; other types change none."""
+    if (event.type in CART_ACTIVITY or event.type == "cart.cleared") and event.cart is not None:
         return event.cart.id
-    if event.order is not None:
+    if event.type == "order.placed" and event.order is not None:
         return event.order.cart_id
     return None
 

@@ -3,6 +3,7 @@ raw bytes, before any parsing), then the body's schema. Each failure is a ``Reje
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,15 +49,27 @@ def _invalid(exc: InvalidEvent) -> Rejected:
     return Rejected(400, "Invalid event", "The event body has invalid fields; see errors.", exc.errors)
 
 
-def receive_event(stores: StoreRepository, ingest: IngestEvent, store_id: str, headers: Mapping[str, str],
-                  body: bytes, wall_clock: float) -> IngestResult:
+def receive_event(
+    stores: StoreRepository,
+    ingest: IngestEvent,
+    store_id: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    wall_clock: float,
+) -> IngestResult:
     """A Standard Webhooks delivery to ``POST /v1/stores/{store_id}/events``."""
     _check_transport(headers, body)
     store = _store(stores, store_id)
     event_id = headers.get("webhook-id")
     try:
-        verify(store.webhook_secrets_in_force(datetime.fromtimestamp(wall_clock, UTC)), event_id,
-               headers.get("webhook-timestamp"), headers.get("webhook-signature"), body, wall_clock)
+        verify(
+            store.webhook_secrets_in_force(datetime.fromtimestamp(wall_clock, UTC)),
+            event_id,
+            headers.get("webhook-timestamp"),
+            headers.get("webhook-signature"),
+            body,
+            wall_clock,
+        )
     except SignatureRejected as exc:
         raise Rejected(401, "Unauthorized", UNAUTHORIZED_DETAIL) from exc
     assert event_id is not None
@@ -64,32 +77,60 @@ def receive_event(stores: StoreRepository, ingest: IngestEvent, store_id: str, h
         event = parse_event(decode_json(body))
     except InvalidEvent as exc:
         raise _invalid(exc) from exc
-    return ingest(store, event_id, event)
+    return ingest(store, event_id, event, _fingerprint(body))
 
 
-def receive_shopify(stores: StoreRepository, ingest: IngestEvent, store_id: str, headers: Mapping[str, str],
-                    body: bytes, wall_clock: float) -> IngestResult | None:
+def receive_shopify(
+    stores: StoreRepository,
+    ingest: IngestEvent,
+    store_id: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    wall_clock: float,
+) -> IngestResult | None:
     """A Shopify webhook delivered as-is; None when its topic is not one we act on."""
     _check_transport(headers, body)
     store = _store(stores, store_id)
     try:
-        verify_shopify(store.shopify_secrets_in_force(datetime.fromtimestamp(wall_clock, UTC)),
-                       headers.get("x-shopify-hmac-sha256"), body)
+        verify_shopify(
+            store.shopify_secrets_in_force(datetime.fromtimestamp(wall_clock, UTC)),
+            headers.get("x-shopify-hmac-sha256"),
+            body,
+        )
     except SignatureRejected as exc:
         raise Rejected(401, "Unauthorized", UNAUTHORIZED_DETAIL) from exc
     webhook_id = headers.get("x-shopify-webhook-id") or headers.get("x-shopify-event-id")
     topic = headers.get("x-shopify-topic", "")
     if not webhook_id:
-        raise Rejected(400, "Invalid webhook", "X-Shopify-Webhook-Id is required.",
-                       [FieldError("headers.x-shopify-webhook-id", "is required")])
+        raise Rejected(
+            400,
+            "Invalid webhook",
+            "X-Shopify-Webhook-Id is required.",
+            [FieldError("headers.x-shopify-webhook-id", "is required")],
+        )
     try:
         payload: Any = json.loads(body.decode("utf-8"), parse_float=Decimal)
-        mapped = to_event_body(topic, payload, headers.get("x-shopify-shop-domain"))
-        if mapped is None:
-            return None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _invalid(InvalidEvent([FieldError("", "body is not valid JSON")])) from exc
+    try:
+        mapped = to_event_body(
+            topic, payload, headers.get("x-shopify-shop-domain"), headers.get("x-shopify-triggered-at")
+        )
+        if mapped is None or not _matchable(mapped):
+            return None  # not ours to act on: acknowledge, or Shopify retries and finally drops the webhook
         event = parse_event(mapped)
     except InvalidEvent as exc:
         raise _invalid(exc) from exc
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise _invalid(InvalidEvent([FieldError("", "body is not valid JSON")])) from exc
-    return ingest(store, f"shopify:{webhook_id}", event)
+    return ingest(store, f"shopify:{webhook_id}", event, _fingerprint(body))
+
+
+def _matchable(body: dict[str, Any]) -> bool:
+    """An order with neither a checkout nor a customer cannot stop or convert anything."""
+    if body.get("type") != "order.placed":
+        return True
+    customer = body.get("customer") or {}
+    return bool((body.get("order") or {}).get("cart_id") or customer.get("email") or customer.get("id"))
+
+
+def _fingerprint(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()[:32]

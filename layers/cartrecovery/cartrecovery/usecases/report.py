@@ -8,8 +8,7 @@ from typing import Any
 
 from cartrecovery.ports import MessageLedger
 
-COLUMNS = ("sent", "delivered", "opened", "clicked", "converted", "revenue", "bounced", "complained",
-           "unsubscribed")
+COLUMNS = ("sent", "delivered", "opened", "clicked", "converted", "revenue", "bounced", "complained", "unsubscribed")
 
 
 def build_report(ledger: MessageLedger, store_id: str, day_from: date, day_to: date) -> dict[str, Any]:
@@ -18,14 +17,12 @@ def build_report(ledger: MessageLedger, store_id: str, day_from: date, day_to: d
     merged: dict[tuple[str, int, str], dict[str, Any]] = {}
     for raw in ledger.report_rows(store_id, day_from.isoformat(), day_to.isoformat()):
         key = (str(raw["flow"]), int(raw["step"]), str(raw["variant"]))
-        row = merged.setdefault(key, {"flow": key[0], "step": key[1], "variant": key[2],
-                                      **{c: 0 for c in COLUMNS}})
+        row = merged.setdefault(key, {"flow": key[0], "step": key[1], "variant": key[2], **{c: 0 for c in COLUMNS}})
         for column in COLUMNS:
             row[column] += raw.get(column, 0) or 0
     rows = [_plain(merged[k]) for k in sorted(merged)]
     totals = {c: _number(sum((r[c] for r in rows), start=Decimal(0))) for c in COLUMNS}
-    return {"store": store_id, "from": day_from.isoformat(), "to": day_to.isoformat(), "rows": rows,
-            "totals": totals}
+    return {"store": store_id, "from": day_from.isoformat(), "to": day_to.isoformat(), "rows": rows, "totals": totals}
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

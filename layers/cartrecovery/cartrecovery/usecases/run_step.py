@@ -40,6 +40,7 @@ from cartrecovery.ports import (
     MessageRecord,
     OutgoingEmail,
     Schedules,
+    SendFailed,
     SendOutcomeUnknown,
     SendRejected,
     SendThrottled,
@@ -63,9 +64,18 @@ class StepOutcome:
 
 
 class RunDueStep:
-    def __init__(self, stores: StoreRepository, carts: CartRepository, contacts: ContactBook,
-                 schedules: Schedules, mailer: Mailer, ledger: MessageLedger, renderer: EmailRenderer,
-                 clock: Clock, public_base_url: str) -> None:
+    def __init__(
+        self,
+        stores: StoreRepository,
+        carts: CartRepository,
+        contacts: ContactBook,
+        schedules: Schedules,
+        mailer: Mailer,
+        ledger: MessageLedger,
+        renderer: EmailRenderer,
+        clock: Clock,
+        public_base_url: str,
+    ) -> None:
         self.stores = stores
         self.carts = carts
         self.contacts = contacts
@@ -98,8 +108,11 @@ class RunDueStep:
         while step is not None and now > due_at(cart, step) + late_limit:
             # Overdue beyond the limit (a late event, a long outage): a stale reminder helps nobody.
             self.carts.update_progress(
-                store.store_id, cart.cart_id, decision=Decision(now, "skipped", flow.name, step.step, "too_late"),
-                step=(step_key(flow.name, step.step), StepRecord(SKIPPED, now, reason="too_late")))
+                store.store_id,
+                cart.cart_id,
+                decision=Decision(now, "skipped", flow.name, step.step, "too_late"),
+                step=(step_key(flow.name, step.step), StepRecord(SKIPPED, now, reason="too_late")),
+            )
             cart = _with_step(cart, flow.name, step.step, StepRecord(SKIPPED, now, reason="too_late"))
             step = next_step(cart, flow)
         if step is None:
@@ -147,8 +160,11 @@ class RunDueStep:
         locale = choose_locale(cart.customer.locale, self.renderer.available_locales(), settings.locale)
         # Render before claiming: a template error must leave the step unclaimed and the failure visible.
         rendered = self.renderer.render(
-            flow.name, step.step, locale,
-            build_context(settings, cart, flow.name, step.step, locale, unsubscribe_url, now))
+            flow.name,
+            step.step,
+            locale,
+            build_context(settings, cart, flow.name, step.step, locale, unsubscribe_url, now),
+        )
         key = step_key(flow.name, step.step)
         if not self.carts.claim_step(store.store_id, cart.cart_id, key, StepRecord(CLAIMED, now, variant, day=day)):
             return StepOutcome("already_claimed", None, flow.name, step.step)
@@ -158,43 +174,87 @@ class RunDueStep:
             subject=rendered.subject,
             html=rendered.html,
             text=rendered.text,
-            headers={"List-Unsubscribe": f"<{unsubscribe_url}>",
-                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+            headers={"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
             tags={"store": store.store_id, "flow": flow.name, "step": str(step.step), "variant": variant},
         )
         try:
             message_id = self.mailer.send(email)
         except SendThrottled:
-            decision = Decision(now, "throttled", flow.name, step.step, "ses_throttled",
-                                until=now + THROTTLE_BACKOFF)
+            decision = Decision(now, "throttled", flow.name, step.step, "ses_throttled", until=now + THROTTLE_BACKOFF)
             self.carts.release_step(store.store_id, cart.cart_id, key, decision)
             self._rearm(cart, flow, step, now, "rearmed", "ses_throttled", now + THROTTLE_BACKOFF)
             return StepOutcome("throttled", "ses_throttled", flow.name, step.step)
+        except SendFailed:
+            # Not sent, and not the shopper's fault: free the step and fail loudly (errors alarm, the
+            # scheduler retries the invocation and finally dead-letters it) instead of skipping silently.
+            self.carts.release_step(
+                store.store_id, cart.cart_id, key, Decision(now, "failed", flow.name, step.step, "ses_refused_request")
+            )
+            raise
         except SendRejected:
             self.contacts.suppress(store.store_id, "e#" + hashed, "rejected", now)
             record = StepRecord(SKIPPED, now, variant, day=day, reason="rejected")
-            self.carts.update_progress(store.store_id, cart.cart_id, timer=None, step=(key, record),
-                                       decision=Decision(now, "stopped", flow.name, step.step, "rejected"))
+            self.carts.update_progress(
+                store.store_id,
+                cart.cart_id,
+                timer=None,
+                step=(key, record),
+                decision=Decision(now, "stopped", flow.name, step.step, "rejected"),
+            )
             return StepOutcome("stopped", "rejected", flow.name, step.step)
         except SendOutcomeUnknown:
             # SES has no idempotency key: a retry could send twice. Keep the claim, say so, alarm on it.
             record = StepRecord(UNKNOWN, now, variant, day=day, reason="send_outcome_unknown")
-            self._advance(store, cart, flow, step, now, (key, record),
-                          Decision(now, "unknown", flow.name, step.step, "send_outcome_unknown"))
+            self._advance(
+                store,
+                cart,
+                flow,
+                step,
+                now,
+                (key, record),
+                Decision(now, "unknown", flow.name, step.step, "send_outcome_unknown"),
+            )
             return StepOutcome("unknown", "send_outcome_unknown", flow.name, step.step)
 
-        self.ledger.record_sent(MessageRecord(
-            message_id=message_id, store_id=store.store_id, cart_id=cart.cart_id, flow=flow.name,
-            step=step.step, variant=variant, day=day, email_hash=hashed, sent_at=now))
-        self.contacts.note_sent(store.store_id, "e#" + hashed, {
-            "message_id": message_id, "flow": flow.name, "step": step.step, "variant": variant, "day": day,
-            "sent_at": isoformat(now)})
+        self.ledger.record_sent(
+            MessageRecord(
+                message_id=message_id,
+                store_id=store.store_id,
+                cart_id=cart.cart_id,
+                flow=flow.name,
+                step=step.step,
+                variant=variant,
+                day=day,
+                email_hash=hashed,
+                sent_at=now,
+            )
+        )
+        self.contacts.note_sent(
+            store.store_id,
+            "e#" + hashed,
+            {
+                "message_id": message_id,
+                "flow": flow.name,
+                "step": step.step,
+                "variant": variant,
+                "day": day,
+                "sent_at": isoformat(now),
+            },
+        )
         record = StepRecord(SENT, now, variant, message_id=message_id, day=day)
         self._advance(store, cart, flow, step, now, (key, record), Decision(now, "sent", flow.name, step.step))
         return StepOutcome("sent", None, flow.name, step.step, message_id)
 
-    def _advance(self, store: Store, cart: CartState, flow: Flow, step: FlowStep, now: datetime,
-                 outcome: tuple[str, StepRecord], decision: Decision) -> None:
+    def _advance(
+        self,
+        store: Store,
+        cart: CartState,
+        flow: Flow,
+        step: FlowStep,
+        now: datetime,
+        outcome: tuple[str, StepRecord],
+        decision: Decision,
+    ) -> None:
         """Record the step's outcome and arm the following step, if any, in one write."""
         following = flow.after(step.step)
         timer = timer_for(cart, flow, following, now) if following else None
@@ -202,18 +262,24 @@ class RunDueStep:
         if timer is not None and following is not None:
             self.schedules.arm(timer, schedule_payload(cart, flow.name, following.step))
 
-    def _rearm(self, cart: CartState, flow: Flow, step: FlowStep, now: datetime, action: str, reason: str,
-               when: datetime) -> StepOutcome:
+    def _rearm(
+        self, cart: CartState, flow: Flow, step: FlowStep, now: datetime, action: str, reason: str, when: datetime
+    ) -> StepOutcome:
         timer = timer_for(cart, flow, step, now, not_before=when)
-        self.carts.update_progress(cart.store_id, cart.cart_id, timer=timer,
-                                   decision=Decision(now, action, flow.name, step.step, reason, timer.due_at))
+        self.carts.update_progress(
+            cart.store_id,
+            cart.cart_id,
+            timer=timer,
+            decision=Decision(now, action, flow.name, step.step, reason, timer.due_at),
+        )
         self.schedules.arm(timer, schedule_payload(cart, flow.name, step.step))
         return StepOutcome(action, reason, flow.name, step.step)
 
     def _stop(self, cart: CartState, flow: str, step: int | None, reason: str) -> StepOutcome:
         """Nothing more for this cart until new activity re-arms it (or ever, once it is closed)."""
-        self.carts.update_progress(cart.store_id, cart.cart_id, timer=None,
-                                   decision=Decision(self.clock.now(), "skipped", flow, step, reason))
+        self.carts.update_progress(
+            cart.store_id, cart.cart_id, timer=None, decision=Decision(self.clock.now(), "skipped", flow, step, reason)
+        )
         return StepOutcome("skipped", reason, flow, step)
 
 

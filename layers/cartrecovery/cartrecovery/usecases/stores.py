@@ -20,8 +20,9 @@ class InvalidStore(ValueError):
     pass
 
 
-def new_store(settings: StoreSettings, now: datetime, webhook_secret: str | None = None,
-              shopify_secret: str | None = None) -> Store:
+def new_store(
+    settings: StoreSettings, now: datetime, webhook_secret: str | None = None, shopify_secret: str | None = None
+) -> Store:
     if not STORE_ID.match(settings.store_id):
         raise InvalidStore("store id must be 1-40 characters of a-z, 0-9 and '-', starting with a letter or digit")
     created = isoformat(now)
@@ -34,8 +35,14 @@ def new_store(settings: StoreSettings, now: datetime, webhook_secret: str | None
     )
 
 
-def create_store(repo: StoreRepository, settings_data: dict[str, Any], clock: Clock, *,
-                 webhook_secret: str | None = None, shopify_secret: str | None = None) -> Store:
+def create_store(
+    repo: StoreRepository,
+    settings_data: dict[str, Any],
+    clock: Clock,
+    *,
+    webhook_secret: str | None = None,
+    shopify_secret: str | None = None,
+) -> Store:
     try:
         settings = StoreSettings.from_dict(settings_data)
     except (KeyError, ValueError, TypeError) as exc:
@@ -45,17 +52,23 @@ def create_store(repo: StoreRepository, settings_data: dict[str, Any], clock: Cl
     return store
 
 
-def rotate_secret(repo: StoreRepository, store_id: str, clock: Clock, *, kind: str = "webhook",
-                  overlap: timedelta = DEFAULT_OVERLAP) -> str:
-    """Add a new secret and let the current ones expire after ``overlap``; returns the new secret."""
+def rotate_secret(
+    repo: StoreRepository,
+    store_id: str,
+    clock: Clock,
+    *,
+    kind: str = "webhook",
+    overlap: timedelta = DEFAULT_OVERLAP,
+    value: str | None = None,
+) -> str:
+    """Add a new secret and let the current ones expire after ``overlap``; returns the new secret.
+    ``value`` sets a secret chosen elsewhere (Shopify signs with the app's or the shop's own key)."""
     store = _get(repo, store_id)
     now = clock.now()
-    fresh = new_secret() if kind == "webhook" else secrets.token_hex(32)
+    fresh = value or (new_secret() if kind == "webhook" else secrets.token_hex(32))
     current = store.webhook_secrets if kind == "webhook" else store.shopify_secrets
     expiry = isoformat(now + overlap)
-    kept = tuple(
-        s if s.expires_at else dataclasses.replace(s, expires_at=expiry) for s in current if s.in_force(now)
-    )
+    kept = tuple(s if s.expires_at else dataclasses.replace(s, expires_at=expiry) for s in current if s.in_force(now))
     updated = (*kept, SecretEntry(fresh, isoformat(now)))
     repo.save(dataclasses.replace(store, **{f"{kind}_secrets": updated}))
     return fresh

@@ -70,8 +70,13 @@ class RecordSesEvent:
 
 
 def _event_time(record: dict[str, Any], event_type: str) -> datetime | None:
-    block = {"Delivery": "delivery", "Open": "open", "Click": "click", "Bounce": "bounce",
-             "Complaint": "complaint"}.get(event_type)
+    block = {
+        "Delivery": "delivery",
+        "Open": "open",
+        "Click": "click",
+        "Bounce": "bounce",
+        "Complaint": "complaint",
+    }.get(event_type)
     text = (record.get(block) or {}).get("timestamp") if block else None
     text = text or (record.get("mail") or {}).get("timestamp")
     try:

@@ -33,8 +33,7 @@ class Unsubscribe:
     def __call__(self, text: str) -> TokenSubject:
         subject = self.check(text)
         token = subject.token
-        newly = self.contacts.unsubscribe(token.store_id, "e#" + token.email_hash, self.clock.now(),
-                                          source="one-click")
+        newly = self.contacts.unsubscribe(token.store_id, "e#" + token.email_hash, self.clock.now(), source="one-click")
         if newly:
             row = {"day": token.day, "flow": token.flow, "step": token.step, "variant": token.variant}
             self.ledger.count(token.store_id, row, "unsubscribed")
