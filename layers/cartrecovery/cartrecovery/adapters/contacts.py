@@ -108,3 +108,12 @@ class DynamoContactBook:
 
     def note_sent(self, store_id: str, key: str, last_message: dict[str, Any]) -> None:
         self._update_if(store_id, key, "SET #m = :m", None, {"#m": "last_message"}, {":m": last_message})
+
+    def erase(self, store_id: str, key: str) -> None:
+        """Forget everything about this key but a suppression (kept as the salted hash it is keyed by)."""
+        response = self.client.get_item(TableName=self.table, Key=self._key(store_id, key), ConsistentRead=True)
+        suppressed = response.get("Item", {}).get("suppressed")
+        if suppressed is None:
+            self.client.delete_item(TableName=self.table, Key=self._key(store_id, key))
+        else:
+            self.client.put_item(TableName=self.table, Item={**self._key(store_id, key), "suppressed": suppressed})

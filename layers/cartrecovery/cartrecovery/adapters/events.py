@@ -28,3 +28,26 @@ class DynamoEventLog:
             TableName=self.table, ConsistentRead=True, Key={"store_id": {"S": store_id}, "event_id": {"S": event_id}}
         )
         return from_item(item["Item"]) if "Item" in item else None
+
+    def delete_for_carts(self, store_id: str, cart_ids: set[str]) -> int:
+        """Delete a store's events that concern these carts (operator erasure; a query, not a scan)."""
+        if not cart_ids:
+            return 0
+        deleted = 0
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "store_id = :s",
+            "ExpressionAttributeValues": {":s": {"S": store_id}},
+            "ProjectionExpression": "event_id, cart_id",
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            for item in page.get("Items", []):
+                if item.get("cart_id", {}).get("S") in cart_ids:
+                    self.client.delete_item(
+                        TableName=self.table, Key={"store_id": {"S": store_id}, "event_id": item["event_id"]}
+                    )
+                    deleted += 1
+            if "LastEvaluatedKey" not in page:
+                return deleted
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

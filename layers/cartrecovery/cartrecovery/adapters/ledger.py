@@ -164,6 +164,10 @@ class DynamoMessageLedger:
             raise
         return "new"
 
+    def delete(self, message_id: str) -> None:
+        """Erase a message record; the report's counters hold no personal data and stay."""
+        self.client.delete_item(TableName=self.messages, Key={"message_id": {"S": message_id}})
+
     def count(self, store_id: str, row: dict[str, Any], kind: str, amount: int = 1) -> None:
         self.client.update_item(**self._counter_update(store_id, row, kind, amount))
 

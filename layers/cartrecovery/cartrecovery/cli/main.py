@@ -22,6 +22,7 @@ from cartrecovery.cli.config import resolve_settings
 from cartrecovery.cli.send_event import add_send_event_parser
 from cartrecovery.clock import SystemClock, isoformat
 from cartrecovery.ports import AlreadyExists
+from cartrecovery.usecases.erase import erase_shopper
 from cartrecovery.usecases.report import COLUMNS, build_report
 from cartrecovery.usecases.stores import InvalidStore, create_store, revoke_secrets, rotate_secret
 from cartrecovery.wiring import Services
@@ -166,6 +167,28 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    svc = _services(args)
+    store = svc.stores.get(args.store)
+    if store is None:
+        print(f"error: no store {args.store!r}", file=sys.stderr)
+        return 1
+    erased = erase_shopper(
+        store,
+        args.email,
+        carts=svc.carts,
+        events=svc.events,
+        ledger=svc.ledger,
+        contacts=svc.contacts,
+        schedules=svc.schedules,
+    )
+    print(
+        f"erased {erased.carts} cart(s), {erased.events} event(s), {erased.messages} message(s), "
+        f"{erased.schedules} pending schedule(s); a suppression, if any, is kept as a salted hash"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cartrecovery", description="Operate a cartrecovery deployment.")
     parser.add_argument("--local", action="store_true", help="talk to the running local stack (make run)")
@@ -219,6 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--store", required=True)
     explain.add_argument("--cart", required=True)
     explain.set_defaults(func=cmd_explain)
+
+    erase = commands.add_parser("erase", help="erase one shopper's data from one store")
+    erase.add_argument("--store", required=True)
+    erase.add_argument("--email", required=True)
+    erase.set_defaults(func=cmd_erase)
 
     add_send_event_parser(commands)
     return parser
