@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell md5sum pyproject.toml | cut -c1-12)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help install run test test-fast lint format bench chromium clean
+.PHONY: help install run test test-fast lint format bench chromium clean sam-tools build validate deploy
 
 help:
 	@echo "make run     run the whole product locally (emulated AWS, no account, no Docker)"
@@ -56,5 +56,30 @@ test-fast: install
 bench: install
 	$(BIN)/python -m bench
 
+# SAM CLI lives in its own virtualenv: it pins its own boto3, which must not leak into the product's.
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+# `sam build` for a python3.13 runtime needs python3.13 on PATH.
+SAM_PATH := $(if $(PY313),$(PY313)/bin:,)$(PATH)
+
+$(SAM):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
+
+sam-tools: $(SAM)
+
+validate: install $(SAM)
+	$(BIN)/cfn-lint template.yaml
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-ap-northeast-1} $(SAM) validate --lint
+
+build: $(SAM)
+	PATH="$(SAM_PATH)" $(SAM) build
+
+# `make deploy` asks for the parameters (and saves them); `make deploy ENV=prod GUIDED=` deploys unattended.
+ENV ?= default
+GUIDED ?= --guided
+deploy: build
+	PATH="$(SAM_PATH)" $(SAM) deploy $(GUIDED) --config-env $(ENV)
+
 clean:
-	rm -rf $(VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
