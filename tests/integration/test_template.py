@@ -1,0 +1,164 @@
+"""The deployment template: it lints, its tables are the ones the code uses, and its permissions are tight."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from cartrecovery.local.resources import TABLE_ENV, create_tables, find_repo_root, load_template
+
+ROOT = find_repo_root()
+TEMPLATE_PATH = ROOT / "template.yaml"
+TEMPLATE = load_template(TEMPLATE_PATH)
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+FUNCTIONS = {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function"}
+REQUIRED_ENV = {
+    "CARTRECOVERY_STAGE",
+    "STORES_TABLE",
+    "EVENTS_TABLE",
+    "CARTS_TABLE",
+    "CONTACTS_TABLE",
+    "MESSAGES_TABLE",
+    "COUNTERS_TABLE",
+    "SCHEDULE_GROUP",
+    "SCHEDULER_ROLE_ARN",
+    "SEND_FUNCTION_ARN",
+    "SCHEDULER_DLQ_ARN",
+    "SES_CONFIGURATION_SET",
+}
+
+
+def test_template_passes_cfn_lint() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), str(TEMPLATE_PATH)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_function_is_python313_arm64_with_the_shared_layer_and_its_settings() -> None:
+    globals_ = TEMPLATE["Globals"]["Function"]
+    assert globals_["Runtime"] == "python3.13"
+    assert globals_["Architectures"] == ["arm64"]
+    assert globals_["Layers"] == [{"Ref": "SharedLayer"}]
+    assert REQUIRED_ENV <= set(globals_["Environment"]["Variables"])
+    assert set(FUNCTIONS) == {"IngestFunction", "SendFunction", "TrackingFunction", "UnsubscribeFunction"}
+    for name, function in FUNCTIONS.items():
+        code = ROOT / function["Properties"]["CodeUri"] / "app.py"
+        assert code.is_file(), f"{name} has no entry point at {code}"
+    assert "PUBLIC_BASE_URL" in FUNCTIONS["SendFunction"]["Properties"]["Environment"]["Variables"]
+
+
+def test_the_api_serves_exactly_the_contract_routes() -> None:
+    routes = {
+        (e["Properties"]["Method"], e["Properties"]["Path"]): name
+        for name, f in FUNCTIONS.items()
+        for e in f["Properties"].get("Events", {}).values()
+        if e["Type"] == "HttpApi"
+    }
+    assert routes == {
+        ("POST", "/v1/stores/{store_id}/events"): "IngestFunction",
+        ("POST", "/v1/stores/{store_id}/shopify"): "IngestFunction",
+        ("GET", "/u/{token}"): "UnsubscribeFunction",
+        ("POST", "/u/{token}"): "UnsubscribeFunction",
+    }
+
+
+def test_tables_are_on_demand_with_recovery_and_encryption() -> None:
+    tables = {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::DynamoDB::Table"}
+    assert set(tables) == set(TABLE_ENV)
+    for name, table in tables.items():
+        props = table["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST", name
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, name
+        assert props["SSESpecification"]["SSEEnabled"] is True, name
+
+
+def test_tables_built_from_the_template_have_the_keys_the_code_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        names = create_tables(client, TEMPLATE_PATH, "t")
+        keys = {
+            env: [k["AttributeName"] for k in client.describe_table(TableName=name)["Table"]["KeySchema"]]
+            for env, name in names.items()
+        }
+        ttl = client.describe_time_to_live(TableName=names["CARTS_TABLE"])["TimeToLiveDescription"]
+    assert keys == {
+        "STORES_TABLE": ["store_id"],
+        "EVENTS_TABLE": ["store_id", "event_id"],
+        "CARTS_TABLE": ["store_id", "cart_id"],
+        "CONTACTS_TABLE": ["store_id", "contact_key"],
+        "MESSAGES_TABLE": ["message_id"],
+        "COUNTERS_TABLE": ["store_id", "counter_key"],
+    }
+    assert ttl["AttributeName"] == "expires_at"
+
+
+def _statements(function: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for policy in function["Properties"].get("Policies", []) for s in policy.get("Statement", [])]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_function_policies_name_actions_and_resources_without_wildcards(name: str) -> None:
+    statements = _statements(FUNCTIONS[name])
+    assert statements, f"{name} has no explicit policy"
+    for statement in statements:
+        for action in _as_list(statement["Action"]):
+            assert "*" not in action, f"{name}: wildcard action {action}"
+        for resource in _as_list(statement["Resource"]):
+            assert resource != "*", f"{name}: Resource '*' for {statement['Action']}"
+        if any(a.startswith("dynamodb:") for a in _as_list(statement["Action"])):
+            assert all("Fn::GetAtt" in r for r in _as_list(statement["Resource"])), name
+
+
+def test_only_the_send_function_may_send_email_and_no_function_may_delete_data() -> None:
+    for name, function in FUNCTIONS.items():
+        actions = {a for s in _statements(function) for a in _as_list(s["Action"])}
+        assert ("ses:SendRawEmail" in actions) == (name == "SendFunction"), name
+        assert not {a for a in actions if "Delete" in a or a in ("dynamodb:Scan", "dynamodb:Query")}, name
+
+
+def test_the_scheduler_role_can_invoke_only_the_send_function() -> None:
+    role = RESOURCES["SchedulerRole"]["Properties"]
+    principal = role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+    assert principal == {"Service": "scheduler.amazonaws.com"}
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    invoke = [s for s in statements if s["Action"] == "lambda:InvokeFunction"]
+    assert len(invoke) == 1
+    assert invoke[0]["Resource"]["Fn::Sub"].endswith(":function:${AWS::StackName}-send")
+    assert FUNCTIONS["SendFunction"]["Properties"]["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-send"}
+    assert {s["Action"] for s in statements} == {"lambda:InvokeFunction", "sqs:SendMessage"}
+
+
+def test_ses_events_reach_the_tracking_function_through_a_queue_with_a_dead_letter_queue() -> None:
+    destination = RESOURCES["ConfigurationSetEvents"]["Properties"]["EventDestination"]
+    assert {"send", "delivery", "open", "click", "bounce", "complaint"} <= set(destination["MatchingEventTypes"])
+    rule = RESOURCES["SesEventsRule"]["Properties"]
+    assert rule["EventPattern"]["source"] == ["aws.ses"]
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["TrackingQueue", "Arn"]}
+    queue = RESOURCES["TrackingQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["TrackingDeadLetterQueue", "Arn"]}
+    event = FUNCTIONS["TrackingFunction"]["Properties"]["Events"]["SesEvents"]
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_dead_letter_queues_and_unknown_send_outcomes_are_alarmed() -> None:
+    alarms = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    watched = {str(d["Value"]) for a in alarms for d in a.get("Dimensions", [])}
+    assert "{'Fn::GetAtt': ['SchedulerDeadLetterQueue', 'QueueName']}" in watched
+    assert "{'Fn::GetAtt': ['TrackingDeadLetterQueue', 'QueueName']}" in watched
+    assert any(a["MetricName"] == "SendOutcomeUnknown" for a in alarms)
+    assert all(a["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms)
