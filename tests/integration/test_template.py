@@ -46,7 +46,7 @@ def test_every_function_is_python313_arm64_with_the_shared_layer_and_its_setting
     assert globals_["Runtime"] == "python3.13"
     assert globals_["Architectures"] == ["arm64"]
     assert globals_["Layers"] == [{"Ref": "SharedLayer"}]
-    assert REQUIRED_ENV <= set(globals_["Environment"]["Variables"])
+    assert set(globals_["Environment"]["Variables"]) >= REQUIRED_ENV
     assert set(FUNCTIONS) == {"IngestFunction", "SendFunction", "TrackingFunction", "UnsubscribeFunction"}
     for name, function in FUNCTIONS.items():
         code = ROOT / function["Properties"]["CodeUri"] / "app.py"
