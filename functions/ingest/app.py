@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
+
 from cartrecovery.adapters.errors import error_code
 from cartrecovery.http import json_response, lower_headers, problem, raw_body
 from cartrecovery.usecases.receive import Rejected, receive_event, receive_shopify

@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
+
 from cartrecovery.http import lower_headers, raw_body
 from cartrecovery.one_click import is_one_click
 from cartrecovery.pages import bad_request_page, confirm_page, done_page, not_found_page

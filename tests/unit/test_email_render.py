@@ -8,10 +8,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
+
 from cartrecovery.email.money import format_money, minor_units
 from cartrecovery.email.render import EmailRenderer, RenderedEmail, TemplateError, default_templates_dir
 from cartrecovery.email.samples import sample_context
-from markupsafe import escape
 
 FLOW = "cart_recovery"
 LOCALES = ("ja", "en")

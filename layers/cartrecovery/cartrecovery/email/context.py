@@ -26,8 +26,9 @@ def choose_locale(requested: str | None, available: list[str], default: str) -> 
     return default if default in available else (available[0] if available else default)
 
 
-def build_context(settings: StoreSettings, cart: CartState, flow: str, step: int, locale: str,
-                  unsubscribe_url: str, now: datetime) -> dict[str, Any]:
+def build_context(
+    settings: StoreSettings, cart: CartState, flow: str, step: int, locale: str, unsubscribe_url: str, now: datetime
+) -> dict[str, Any]:
     currency = cart.currency or settings.currency
     items = [
         {
@@ -50,18 +51,22 @@ def build_context(settings: StoreSettings, cart: CartState, flow: str, step: int
         if settings.coupon.valid_days:
             expires_on = (now + timedelta(days=settings.coupon.valid_days)).astimezone(settings.zone).date()
             expires = expires_on.strftime("%Y年%m月%d日") if locale == "ja" else expires_on.strftime("%B %d, %Y")
-        coupon = {"code": settings.coupon.code, "description": settings.coupon.description,
-                  "terms": settings.coupon.terms, "expires_at": expires}
+        coupon = {
+            "code": settings.coupon.code,
+            "description": settings.coupon.description,
+            "terms": settings.coupon.terms,
+            "expires_at": expires,
+        }
     recommendations = []
     if step == 3:
         in_cart = {i.url for i in cart.items}
         recommendations = [
             {"name": p.name, "url": p.url, "image_url": p.image_url, "price": p.price}
-            for p in settings.recommendations if p.url not in in_cart
+            for p in settings.recommendations
+            if p.url not in in_cart
         ][:MAX_RECOMMENDATIONS]
     return {
-        "shop": {"name": settings.name, "url": settings.url or None, "locale": settings.locale,
-                 "currency": currency},
+        "shop": {"name": settings.name, "url": settings.url or None, "locale": settings.locale, "currency": currency},
         "customer": {"name": cart.customer.name},
         "cart": {
             "items": items,
@@ -72,8 +77,11 @@ def build_context(settings: StoreSettings, cart: CartState, flow: str, step: int
         "coupon": coupon,
         "recommendations": recommendations,
         "help": {key: settings.help.get(key) for key in HELP_KEYS},
-        "legal": {"sender_name": settings.legal.sender_name, "address": settings.legal.address,
-                  "contact": settings.legal.contact},
+        "legal": {
+            "sender_name": settings.legal.sender_name,
+            "address": settings.legal.address,
+            "contact": settings.legal.contact,
+        },
         "unsubscribe_url": unsubscribe_url,
         "flow": flow,
         "step": step,

@@ -27,5 +27,8 @@ def build_message(sender: str, to: str, subject: str, text: str, html: str, head
 def sender_address(display_name: str, email: str) -> str:
     """``"Shop name" <noreply@shop>``, with a non-ASCII name encoded as RFC 2047 requires."""
     local, _, domain = email.partition("@")
-    return str(Address(display_name=display_name, username=local, domain=domain)) if display_name else formataddr(
-        ("", email))
+    return (
+        str(Address(display_name=display_name, username=local, domain=domain))
+        if display_name
+        else formataddr(("", email))
+    )

@@ -1,0 +1,71 @@
+"""The demo store the local stack creates on start: a Japanese tea shop with every setting filled in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEMO_STORE_ID = "demo"
+DEMO_SENDER = "shop@demo.cartrecovery.test"
+
+
+def demo_store_settings() -> dict[str, Any]:
+    """Settings as ``StoreSettings.from_dict`` reads them (the same shape ``cartrecovery store create`` takes)."""
+    return {
+        "store_id": DEMO_STORE_ID,
+        "name": "抹茶堂 オンラインストア",
+        "sender_email": DEMO_SENDER,
+        "sender_name": "抹茶堂",
+        "url": "https://shop.example.jp/",
+        "legal": {
+            "sender_name": "株式会社抹茶堂",
+            "address": "〒600-8216 京都府京都市下京区烏丸通七条下る東塩小路町 1-2-3",
+            "contact": "075-000-0000 / support@shop.example.jp / https://shop.example.jp/contact",
+        },
+        "locale": "ja",
+        "timezone": "Asia/Tokyo",
+        "currency": "JPY",
+        "quiet_hours": "21:00-08:00",
+        # The default cart-recovery flow: 2 hours, 3 days and 7 days after the cart's last activity.
+        "flows": {
+            "cart_recovery": {
+                "enabled": True,
+                "steps": [
+                    {"step": 1, "delay_seconds": 2 * 3600},
+                    {"step": 2, "delay_seconds": 3 * 86400},
+                    {"step": 3, "delay_seconds": 7 * 86400},
+                ],
+            }
+        },
+        "coupon": {
+            "code": "MATCHA10",
+            "description": "ご注文金額から10%オフ",
+            "terms": "お一人様1回限り。他のクーポンとの併用はできません。",
+            "valid_days": 7,
+        },
+        "recommendations": [
+            {
+                "name": "宇治抹茶 濃茶用 30g",
+                "url": "https://shop.example.jp/products/matcha-koicha",
+                "image_url": "https://shop.example.jp/img/matcha-koicha.jpg",
+                "price": "3,240円",
+            },
+            {
+                "name": "茶筅 百本立",
+                "url": "https://shop.example.jp/products/chasen",
+                "image_url": "https://shop.example.jp/img/chasen.jpg",
+                "price": "2,860円",
+            },
+            {
+                "name": "ほうじ茶ラテの素 200g",
+                "url": "https://shop.example.jp/products/hojicha-latte",
+                "image_url": "https://shop.example.jp/img/hojicha-latte.jpg",
+                "price": "1,480円",
+            },
+        ],
+        "help": {
+            "shipping_url": "https://shop.example.jp/help/shipping",
+            "payment_url": "https://shop.example.jp/help/payment",
+            "faq_url": "https://shop.example.jp/help/faq",
+            "contact_url": "https://shop.example.jp/contact",
+        },
+    }
