@@ -21,6 +21,9 @@ help:
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "python3 is required"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null || { \
+	  echo "Python 3.12+ is required, $(PYTHON) is $$($(PYTHON) --version 2>&1); run e.g. make PYTHON=python3.13 ..."; \
+	  exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -30,10 +33,21 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Browser tests drive Debian's Chromium through Playwright (Playwright's own browser download is not used).
+# Installed with apt-get (as root or with sudo) when missing; where that is impossible the browser tests are
+# skipped, unless CHROMIUM_REQUIRED is set (CI sets it).
+CHROMIUM_REQUIRED ?=
 chromium:
+	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else sudo=no; fi; \
+	  if [ "$$sudo" != no ]; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    { $$sudo apt-get update -qq && \
+	      $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || true; \
+	  fi; \
+	fi
 	@test -x $(CHROMIUM) || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+	  if [ -n "$(CHROMIUM_REQUIRED)" ]; then echo "$(CHROMIUM) is required: apt-get install chromium"; exit 1; fi; \
+	  echo "note: $(CHROMIUM) is missing, so the browser tests will be skipped (apt-get install chromium)"; }
 
 run: install
 	$(BIN)/python -m cartrecovery.local

@@ -151,8 +151,10 @@ class MessageLedger(Protocol):
         at: datetime,
         revenue: Decimal | None = None,
         detail: dict[str, str] | None = None,
+        row: dict[str, Any] | None = None,
     ) -> str:
-        """Mark a message once per kind and count it; returns 'new', 'again' or 'missing'."""
+        """Mark a message once per kind and count it; returns 'new', 'again' or 'missing'. ``row`` (store_id,
+        day, flow, step, variant: the message's counter row, when the caller knows it) saves reading the message."""
         ...
 
     def count(self, store_id: str, row: dict[str, Any], kind: str, amount: int = 1) -> None: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
+from typing import Any
 
 
 class ConfigError(RuntimeError):
@@ -26,11 +27,14 @@ class Settings:
     ses_configuration_set: str = ""
     public_base_url: str = "http://127.0.0.1:3000"
     stage: str = "dev"
+    # How long a warm function reuses a store it read; 0 reads it every time. Set for send only: ingest
+    # checks secrets, and a revoked secret must stop working at once.
+    store_cache_seconds: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        values = {}
+        values: dict[str, Any] = {}
         missing = []
         for f in fields(cls):
             name = "CARTRECOVERY_STAGE" if f.name == "stage" else f.name.upper()
@@ -40,4 +44,9 @@ class Settings:
                 missing.append(name)
         if missing:
             raise ConfigError("missing environment variables: " + ", ".join(missing))
+        if "store_cache_seconds" in values:
+            try:
+                values["store_cache_seconds"] = float(values["store_cache_seconds"])
+            except ValueError as exc:
+                raise ConfigError("STORE_CACHE_SECONDS must be a number of seconds") from exc
         return cls(**values)

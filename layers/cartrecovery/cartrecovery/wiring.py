@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # adapters import lazily: a function pays only for what its u
     from cartrecovery.adapters.ledger import DynamoMessageLedger
     from cartrecovery.adapters.scheduler import EventBridgeSchedules
     from cartrecovery.adapters.ses import SesMailer
-    from cartrecovery.adapters.stores import DynamoStoreRepository
+    from cartrecovery.adapters.stores import CachedStoreRepository, DynamoStoreRepository
     from cartrecovery.email.render import EmailRenderer
     from cartrecovery.usecases.ingest import IngestEvent
     from cartrecovery.usecases.run_step import RunDueStep
@@ -59,10 +59,13 @@ class Services:
         )
 
     @functools.cached_property
-    def stores(self) -> DynamoStoreRepository:
-        from cartrecovery.adapters.stores import DynamoStoreRepository
+    def stores(self) -> DynamoStoreRepository | CachedStoreRepository:
+        from cartrecovery.adapters.stores import CachedStoreRepository, DynamoStoreRepository
 
-        return DynamoStoreRepository(self.dynamodb, self.settings.stores_table)
+        repository = DynamoStoreRepository(self.dynamodb, self.settings.stores_table)
+        if self.settings.store_cache_seconds > 0:
+            return CachedStoreRepository(repository, self.settings.store_cache_seconds)
+        return repository
 
     @functools.cached_property
     def events(self) -> DynamoEventLog:

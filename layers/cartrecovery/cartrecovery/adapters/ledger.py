@@ -122,14 +122,20 @@ class DynamoMessageLedger:
         at: datetime,
         revenue: Decimal | None = None,
         detail: dict[str, str] | None = None,
+        row: dict[str, Any] | None = None,
     ) -> str:
         if kind not in MARK_KINDS:
             raise ValueError(f"unknown outcome {kind}")
-        message = self.get(message_id)
-        if message is None:
-            return "missing"
-        if kind in message.marks:
-            return "again"
+        if row is None:
+            message = self.get(message_id)
+            if message is None:
+                return "missing"
+            if kind in message.marks:
+                return "again"
+            store_id = message.store_id
+            row = {"day": message.day, "flow": message.flow, "step": message.step, "variant": message.variant}
+        else:
+            store_id = str(row["store_id"])
         sets = ["#at = :at"]
         names = {"#at": f"{kind}_at"}
         values: dict[str, Any] = {":at": to_attr(at)}
@@ -141,7 +147,6 @@ class DynamoMessageLedger:
             sets.append("#revenue = :revenue")
             names["#revenue"] = "revenue"
             values[":revenue"] = to_attr(revenue)
-        row = {"day": message.day, "flow": message.flow, "step": message.step, "variant": message.variant}
         try:
             self.client.transact_write_items(
                 TransactItems=[
@@ -155,13 +160,14 @@ class DynamoMessageLedger:
                             "ExpressionAttributeValues": values,
                         }
                     },
-                    {"Update": self._counter_update(message.store_id, row, kind, 1, revenue)},
+                    {"Update": self._counter_update(store_id, row, kind, 1, revenue)},
                 ]
             )
         except self.client.exceptions.TransactionCanceledException as exc:
-            if _cancelled_by_condition(exc):
-                return "again"
-            raise
+            if not _cancelled_by_condition(exc):
+                raise
+            # Marked already, or (only when the row was given) not recorded yet: only a read tells which.
+            return "again" if self.get(message_id) is not None else "missing"
         return "new"
 
     def delete(self, message_id: str) -> None:

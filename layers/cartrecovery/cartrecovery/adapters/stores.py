@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from cartrecovery.adapters.dynamo_codec import from_item, to_item
 from cartrecovery.domain.store import SecretEntry, Store, StoreSettings
-from cartrecovery.ports import AlreadyExists
+from cartrecovery.ports import AlreadyExists, StoreRepository
 
 
 class DynamoStoreRepository:
@@ -40,6 +42,42 @@ class DynamoStoreRepository:
             if "LastEvaluatedKey" not in page:
                 return sorted(ids)
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+class CachedStoreRepository:
+    """Reads a store at most once per ``ttl_seconds`` in a warm process, for functions that only read its
+    settings (send): they change rarely, and the store would otherwise be read on every invocation. Not for
+    ingest, which checks secrets and must see a revocation at once. Misses are not cached."""
+
+    def __init__(
+        self, inner: StoreRepository, ttl_seconds: float, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.inner = inner
+        self.ttl_seconds = ttl_seconds
+        self._monotonic = monotonic
+        self._cache: dict[str, tuple[float, Store]] = {}
+
+    def get(self, store_id: str) -> Store | None:
+        cached = self._cache.get(store_id)
+        if cached is not None and self._monotonic() - cached[0] < self.ttl_seconds:
+            return cached[1]
+        store = self.inner.get(store_id)
+        if store is None:
+            self._cache.pop(store_id, None)
+        else:
+            self._cache[store_id] = (self._monotonic(), store)
+        return store
+
+    def create(self, store: Store) -> None:
+        self._cache.pop(store.store_id, None)
+        self.inner.create(store)
+
+    def save(self, store: Store) -> None:
+        self._cache.pop(store.store_id, None)
+        self.inner.save(store)
+
+    def list_ids(self) -> list[str]:
+        return self.inner.list_ids()
 
 
 def encode_store(store: Store) -> dict[str, Any]:

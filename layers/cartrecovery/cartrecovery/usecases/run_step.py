@@ -175,7 +175,8 @@ class RunDueStep:
             html=rendered.html,
             text=rendered.text,
             headers={"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-            tags={"store": store.store_id, "flow": flow.name, "step": str(step.step), "variant": variant},
+            # SES repeats the tags on every event of the message: tracking counts it from them without a read.
+            tags={"store": store.store_id, "flow": flow.name, "step": str(step.step), "variant": variant, "day": day},
         )
         try:
             message_id = self.mailer.send(email)

@@ -1,0 +1,218 @@
+"""CPU per accepted event in a warm ingest handler with AWS stubbed, against a floor handler that does only
+what no ingest can skip: parse the JSON, check the HMAC, write one item.
+
+Both handlers get the same API Gateway events, those of the reference lifecycle: four per cart, the first
+of which creates the cart and arms its timer (the stub then answers with the stored cart for the other
+three). CPU time is ``time.process_time`` over a batch, the median of a few interleaved rounds. Log output
+goes to /dev/null but is still produced, as in Lambda.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import io
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+
+from bench import REPO
+from bench.lifecycle import cart_event
+from bench.moto_stack import SECRET, bench_settings, lambda_environment, signed_api_event
+from bench.timing import median
+from cartrecovery.adapters.dynamo_codec import to_item
+from cartrecovery.adapters.stores import encode_store
+from cartrecovery.local.demo import demo_store_settings
+from cartrecovery.local.lambda_invoke import LambdaContext, load_module
+from cartrecovery.settings import Settings
+from cartrecovery.signing import secret_key
+from cartrecovery.usecases.stores import new_store
+
+EVENTS = 400
+EVENTS_PER_CART = 4
+ROUNDS = 5
+TARGET_RATIO = 3.0
+
+
+class _Body(io.BytesIO):
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.read()
+
+
+class StubAws:
+    """Answers every request at the HTTP layer as AWS would for a new cart: the store exists, nothing else
+    does. botocore still validates, serialises, signs and parses each call, as it does in Lambda."""
+
+    def __init__(self, settings: Settings, store_item: dict[str, Any], cart_item: dict[str, Any]) -> None:
+        self.store_body = json.dumps({"Item": store_item}).encode()
+        self.cart_body = json.dumps({"Item": cart_item}).encode()
+        self.stores_table = json.dumps(settings.stores_table).encode()
+        self.carts_table = json.dumps(settings.carts_table).encode()
+        self.cart_exists = False  # set before each event: the cart is already stored
+        self.requests = 0
+
+    def install(self, session: Any) -> None:
+        session.events.register("before-send", self.respond)
+
+    def respond(self, request: Any, **_: Any) -> AWSResponse:
+        self.requests += 1
+        target = request.headers.get("X-Amz-Target", b"")
+        target = target.decode() if isinstance(target, bytes) else str(target)
+        body = request.body or b""
+        body = body.encode() if isinstance(body, str) else body
+        if target.endswith(".GetItem") and self.stores_table in body:
+            answer = self.store_body
+        elif target.endswith(".GetItem") and self.cart_exists and self.carts_table in body:
+            answer = self.cart_body
+        elif target.endswith(".BatchGetItem"):
+            answer = b'{"Responses": {}}'
+        elif "scheduler" in request.url:
+            answer = b'{"ScheduleArn": "arn:aws:scheduler:ap-northeast-1:123456789012:schedule/g/s"}'
+        else:
+            answer = b"{}"
+        headers = {"content-type": "application/x-amz-json-1.0", "x-amzn-requestid": "stub"}
+        return AWSResponse(request.url, 200, headers, _Body(answer))
+
+
+def _settings() -> Settings:
+    names = ("stores", "events", "carts", "contacts", "messages", "counters")
+    return bench_settings({f"{n}_table": n for n in names})
+
+
+def _store_item() -> dict[str, Any]:
+    from cartrecovery.domain.store import StoreSettings
+
+    store = new_store(StoreSettings.from_dict(demo_store_settings()), datetime.now(UTC), webhook_secret=SECRET)
+    return to_item(encode_store(store))
+
+
+def floor_handler(client: Any, key: bytes) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """JSON parse, HMAC check, one put: the least an ingest can do."""
+
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        headers = event["headers"]
+        body = base64.b64decode(event["body"])
+        signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+        expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        if not any(hmac.compare_digest(expected, s.partition(",")[2]) for s in headers["webhook-signature"].split()):
+            return {"statusCode": 401}
+        data = json.loads(body)
+        client.put_item(
+            TableName="events",
+            Item={"store_id": {"S": "demo"}, "event_id": {"S": headers["webhook-id"]}, "type": {"S": data["type"]}},
+            ConditionExpression="attribute_not_exists(event_id)",
+        )
+        return {"statusCode": 202, "body": json.dumps({"status": "accepted", "event_id": headers["webhook-id"]})}
+
+    return handle
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _stored_cart(settings: Settings, first_event: dict[str, Any]) -> dict[str, Any]:
+    """A cart as DynamoDB holds it after its first event: folded, with its step-1 timer armed."""
+    from cartrecovery.adapters.carts import encode_decision, encode_timer, fold_fields
+    from cartrecovery.domain.cart import Decision, fold
+    from cartrecovery.domain.events import parse_event
+    from cartrecovery.domain.store import StoreSettings
+    from cartrecovery.domain.timing import timer_for
+
+    cart = fold(None, parse_event(first_event), "demo", first_event["cart"]["id"])
+    flow = StoreSettings.from_dict(demo_store_settings()).flows["cart_recovery"]
+    now = datetime.now(UTC)
+    timer = timer_for(cart, flow, flow.steps[0], now)
+    stored = {
+        **fold_fields(cart),
+        "store_id": "demo",
+        "cart_id": cart.cart_id,
+        "version": 1,
+        "steps": {},
+        "decisions": [encode_decision(Decision(now, "armed", flow.name, 1, until=timer.due_at))],
+        "timer": encode_timer(timer),
+        "expires_at": int(now.timestamp()) + 90 * 86400,
+    }
+    return to_item(stored)
+
+
+def _events(count: int) -> list[tuple[bool, dict[str, Any]]]:
+    """(cart already stored, API event) for ``count`` events, four per cart."""
+    start = datetime.now(UTC) - timedelta(hours=1)
+    events = []
+    for index in range(count):
+        if index % EVENTS_PER_CART == 0:
+            cart_id = f"c-{uuid.uuid4().hex[:12]}"
+        body = cart_event(cart_id, "taro@example.jp", start + timedelta(minutes=index % EVENTS_PER_CART), 2)
+        events.append((index % EVENTS_PER_CART > 0, signed_api_event(body)))
+    return events
+
+
+def _cpu_us_per_event(handler: Callable[[dict[str, Any], Any], Any], context: Any, stub: StubAws) -> float:
+    events = _events(EVENTS)
+    with _quiet_stdout():
+        start = time.process_time()
+        for exists, event in events:
+            stub.cart_exists = exists
+            answer = handler(event, context)
+            assert answer["statusCode"] == 202, answer
+        spent = time.process_time() - start
+    return spent / EVENTS * 1e6
+
+
+def run() -> dict[str, Any]:
+    import boto3
+
+    from cartrecovery import wiring
+
+    settings = _settings()
+    first = cart_event("c-stored", "taro@example.jp", datetime.now(UTC) - timedelta(hours=2), 2)
+    stub = StubAws(settings, _store_item(), _stored_cart(settings, first))
+    with lambda_environment():
+        session = boto3.session.Session()
+        stub.install(session)
+        wiring.configure(settings=settings, session=session)
+        try:
+            module = load_module(REPO / "functions" / "ingest" / "app.py", "bench_ingest_app")
+            context = LambdaContext("bench-ingest", "arn:aws:lambda:ap-northeast-1:123456789012:function:bench-ingest")
+            floor = floor_handler(session.client("dynamodb"), secret_key(SECRET))
+            _cpu_us_per_event(module.lambda_handler, context, stub)  # warm: first-call imports and clients
+            _cpu_us_per_event(floor, context, stub)
+            requests_before = stub.requests
+            product = [_cpu_us_per_event(module.lambda_handler, context, stub)]
+            calls_per_event = (stub.requests - requests_before) / EVENTS
+            baseline = [_cpu_us_per_event(floor, context, stub)]
+            for _ in range(ROUNDS - 1):
+                product.append(_cpu_us_per_event(module.lambda_handler, context, stub))
+                baseline.append(_cpu_us_per_event(floor, context, stub))
+        finally:
+            wiring.reset()
+            sys.modules.pop("bench_ingest_app", None)
+    us, floor_us = median(product), median(baseline)
+    return {
+        "us_per_event": round(us, 1),
+        "floor_us_per_event": round(floor_us, 1),
+        "ratio": round(us / floor_us, 2),
+        "aws_calls_per_event": calls_per_event,
+        "target_ratio": TARGET_RATIO,
+    }
