@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import urllib.request
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cartrecovery.cli.config import resolve_settings
+from cartrecovery.cli.config import local_runtime, resolve_settings
 from cartrecovery.cli.send_event import add_send_event_parser
 from cartrecovery.clock import SystemClock, isoformat
 from cartrecovery.ports import AlreadyExists
@@ -132,9 +133,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     svc = _services(args)
     store = svc.stores.get(args.store)
     zone = store.settings.zone if store else UTC  # send days are counted in the store's time zone
-    today = datetime.now(zone).date()
-    day_to = date.fromisoformat(args.to) if args.to else today
-    day_from = date.fromisoformat(args.from_) if args.from_ else day_to - timedelta(days=30)
+    if args.local:
+        # The same days as GET /_local/report: around the local stack's virtual today, not the wall clock's.
+        from cartrecovery.local.local_api import REPORT_DAYS_AHEAD, REPORT_DAYS_BACK
+
+        today = _local_now().astimezone(zone).date()
+        day_to = date.fromisoformat(args.to) if args.to else today + timedelta(days=REPORT_DAYS_AHEAD)
+        day_from = date.fromisoformat(args.from_) if args.from_ else today - timedelta(days=REPORT_DAYS_BACK)
+    else:
+        today = datetime.now(zone).date()
+        day_to = date.fromisoformat(args.to) if args.to else today
+        day_from = date.fromisoformat(args.from_) if args.from_ else day_to - timedelta(days=30)
     report = build_report(svc.ledger, args.store, day_from, day_to)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
@@ -145,6 +154,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     for row in [*report["rows"], {"flow": "total", "step": "", "variant": "", **report["totals"]}]:
         print("  ".join(f"{row[h]!s:>12}" for h in header))
     return 0
+
+
+def _local_now() -> datetime:
+    """The running local stack's virtual time (its report days are virtual days), else the wall clock."""
+    runtime = local_runtime() or {}
+    if runtime.get("base_url"):
+        url = str(runtime["base_url"]).rstrip("/") + "/_local/clock"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (the local stack's URL)
+                return datetime.fromisoformat(str(json.load(response)["now"]).replace("Z", "+00:00"))
+        except (OSError, ValueError, KeyError):
+            pass
+    return datetime.now(UTC)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -233,8 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="sent, opened, clicked, converted, revenue per step and variant")
     report.add_argument("--store", required=True)
-    report.add_argument("--from", dest="from_", help="first send day, YYYY-MM-DD (default: 30 days back)")
-    report.add_argument("--to", help="last send day, YYYY-MM-DD (default: today)")
+    report.add_argument(
+        "--from",
+        dest="from_",
+        help="first send day, YYYY-MM-DD (default: 30 days back; --local: as GET /_local/report)",
+    )
+    report.add_argument("--to", help="last send day, YYYY-MM-DD (default: today; --local: as GET /_local/report)")
     report.add_argument("--json", action="store_true")
     report.set_defaults(func=cmd_report)
 
