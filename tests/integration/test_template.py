@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 
 from cartrecovery.local.resources import TABLE_ENV, create_tables, find_repo_root, load_template
+from cartrecovery.usecases.track import COUNTED, DETAIL_TYPES
 
 ROOT = find_repo_root()
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -162,3 +163,12 @@ def test_dead_letter_queues_and_unknown_send_outcomes_are_alarmed() -> None:
     assert "{'Fn::GetAtt': ['TrackingDeadLetterQueue', 'QueueName']}" in watched
     assert any(a["MetricName"] == "SendOutcomeUnknown" for a in alarms)
     assert all(a["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms)
+
+
+def test_ses_rule_forwards_exactly_the_event_types_tracking_counts() -> None:
+    pattern = RESOURCES["SesEventsRule"]["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.ses"]
+    assert set(DETAIL_TYPES) == set(COUNTED)
+    # A type tracking counts but the rule drops would never be counted; one the rule forwards but tracking
+    # ignores costs a queue message and an invocation for nothing.
+    assert sorted(pattern["detail-type"]) == sorted(DETAIL_TYPES[t] for t in COUNTED)

@@ -24,6 +24,18 @@ COUNTED = {
     "Rendering Failure": "rendering_failed",
 }
 
+# SES eventType -> the EventBridge detail-type SES publishes it under. The template's rule forwards exactly
+# these to the tracking queue; a test holds the two together.
+DETAIL_TYPES = {
+    "Delivery": "Email Delivered",
+    "Open": "Email Opened",
+    "Click": "Email Clicked",
+    "Bounce": "Email Bounced",
+    "Complaint": "Email Complaint Received",
+    "Reject": "Email Rejected",
+    "Rendering Failure": "Email Rendering Failed",
+}
+
 ROW_TAGS = (("store", "store_id"), ("day", "day"), ("flow", "flow"), ("step", "step"), ("variant", "variant"))
 ONCE_PER_MESSAGE = {"delivered", "bounced", "complained", "rejected", "rendering_failed"}
 
