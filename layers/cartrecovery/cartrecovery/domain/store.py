@@ -114,6 +114,14 @@ class StoreSettings:
     recommendations: tuple[Product, ...] = ()
     help: dict[str, str | None] = field(default_factory=dict)
     late_limit_seconds: int = 86400
+    # Defer (never drop) a step that falls on a Japanese public holiday or 29 Dec-3 Jan.
+    skip_closed_days: bool = False
+    # At most one marketing email per shopper and store in this many hours, across flows (0: no cap).
+    frequency_cap_hours: int = 16
+
+    def __post_init__(self) -> None:
+        if self.frequency_cap_hours < 0:
+            raise ValueError("frequency_cap_hours must be 0 (no cap) or more")
 
     @property
     def zone(self) -> ZoneInfo:
@@ -174,6 +182,8 @@ class StoreSettings:
             ),
             help={k: (str(v) if v else None) for k, v in (data.get("help") or {}).items()},
             late_limit_seconds=int(data.get("late_limit_seconds") or 86400),
+            skip_closed_days=bool(data.get("skip_closed_days", False)),
+            frequency_cap_hours=int(data["frequency_cap_hours"] if data.get("frequency_cap_hours") is not None else 16),
         )
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from cartrecovery.clock import Clock, isoformat
+from cartrecovery.clock import Clock, isoformat, parse_rfc3339
 from cartrecovery.domain.cart import (
     CLAIMED,
     SENT,
@@ -25,6 +25,7 @@ from cartrecovery.domain.cart import (
     StepRecord,
     step_key,
 )
+from cartrecovery.domain.send_window import earliest_send
 from cartrecovery.domain.store import Flow, FlowStep, Store
 from cartrecovery.domain.timing import due_at, next_step, timer_for
 from cartrecovery.email.context import build_context, choose_locale
@@ -105,7 +106,7 @@ class RunDueStep:
         now = self.clock.now()
         step = next_step(cart, flow)
         late_limit = timedelta(seconds=store.settings.late_limit_seconds)
-        while step is not None and now > due_at(cart, step) + late_limit:
+        while step is not None and now > planned_at(cart, flow.name, step) + late_limit:
             # Overdue beyond the limit (a late event, a long outage): a stale reminder helps nobody.
             self.carts.update_progress(
                 store.store_id,
@@ -121,33 +122,34 @@ class RunDueStep:
         if now < due:
             return self._rearm(cart, flow, step, now, "rearmed", "cart_activity", due)
 
-        blocked = self._blocked(store, cart, step)
+        blocked, email_record = self._blocked(store, cart, step)
         if blocked:
             return self._stop(cart, flow.name, step.step, blocked)
-        quiet_end = store.settings.quiet_hours.window_end(now, _zone(cart, store))
-        if quiet_end is not None:
-            return self._rearm(cart, flow, step, now, "deferred", "quiet_hours", quiet_end)
+        deferral = earliest_send(now, store.settings, _zone(cart, store), _last_sent_at(email_record))
+        if deferral is not None:
+            until, reason = deferral
+            return self._rearm(cart, flow, step, now, "deferred", reason, until)
         return self._send(store, cart, flow, step, now)
 
-    def _blocked(self, store: Store, cart: CartState, step: FlowStep) -> str | None:
-        """Why this step must not go to this shopper now (None when it may)."""
+    def _blocked(self, store: Store, cart: CartState, step: FlowStep) -> tuple[str | None, ContactRecord | None]:
+        """Why this step must not go to this shopper now (None when it may), and the address's record."""
         customer = cart.customer
         if not customer.email:
-            return "no_email"
+            return "no_email", None
         if not cart.items:
-            return "empty_cart"
+            return "empty_cart", None
         keys = contact_keys(store, customer.email, customer.id)
         contacts = self.contacts.get_many(store.store_id, keys)
         email_record = contacts.get(keys[0])
         if email_record and email_record.suppressed_reason:
-            return "suppressed"
+            return "suppressed", email_record
         if not _consent_granted(cart, email_record):
-            return "unsubscribed" if email_record and email_record.unsubscribed_at else "no_consent"
+            return ("unsubscribed" if email_record and email_record.unsubscribed_at else "no_consent"), email_record
         assert cart.last_activity_at is not None
         for record in contacts.values():
             if record.last_order_at and record.last_order_at >= cart.last_activity_at:
-                return "ordered_since"
-        return None
+                return "ordered_since", email_record
+        return None, email_record
 
     def _send(self, store: Store, cart: CartState, flow: Flow, step: FlowStep, now: datetime) -> StepOutcome:
         settings = store.settings
@@ -292,6 +294,28 @@ def _consent_granted(cart: CartState, record: ContactRecord | None) -> bool:
         return False
     newest = max(signals, key=lambda c: c.at or datetime.min.replace(tzinfo=UTC))
     return newest.granted
+
+
+def planned_at(cart: CartState, flow: str, step: FlowStep) -> datetime:
+    """When the step was meant to go: its due time, or later if the system itself deferred it (quiet hours,
+    closed days, the frequency cap) since the cart's last activity. The late limit counts from here, so a
+    deferral never turns into a skip; an outage or a late event still does."""
+    planned = due_at(cart, step)
+    for decision in cart.decisions:
+        if (
+            decision.action == "deferred"
+            and decision.flow == flow
+            and decision.step == step.step
+            and decision.until is not None
+            and decision.until > planned
+        ):
+            planned = decision.until
+    return planned
+
+
+def _last_sent_at(record: ContactRecord | None) -> datetime | None:
+    sent_at = (record.last_message or {}).get("sent_at") if record else None
+    return parse_rfc3339(str(sent_at)) if sent_at else None
 
 
 def _zone(cart: CartState, store: Store) -> ZoneInfo:
