@@ -7,11 +7,11 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from cartrecovery.domain.events import FieldError, InvalidEvent, decode_json, parse_event
+from cartrecovery.domain.events import Event, FieldError, InvalidEvent, decode_json, parse_event
 from cartrecovery.domain.shopify import to_event_body
 from cartrecovery.domain.store import STORE_ID, Store
 from cartrecovery.ports import StoreRepository
@@ -20,6 +20,7 @@ from cartrecovery.usecases.ingest import IngestEvent, IngestResult
 
 MAX_BODY_BYTES = 256 * 1024
 UNAUTHORIZED_DETAIL = "The request could not be authenticated for this store."
+MAX_AHEAD = timedelta(hours=24)  # senders' clocks drift; days ahead is a bug, not drift
 
 
 @dataclass
@@ -74,7 +75,7 @@ def receive_event(
         raise Rejected(401, "Unauthorized", UNAUTHORIZED_DETAIL) from exc
     assert event_id is not None
     try:
-        event = parse_event(decode_json(body))
+        event = _not_ahead(parse_event(decode_json(body)), ingest.clock.now())
     except InvalidEvent as exc:
         raise _invalid(exc) from exc
     return ingest(store, event_id, event, _fingerprint(body))
@@ -118,10 +119,18 @@ def receive_shopify(
         )
         if mapped is None or not _matchable(mapped):
             return None  # not ours to act on: acknowledge, or Shopify retries and finally drops the webhook
-        event = parse_event(mapped)
+        event = _not_ahead(parse_event(mapped), ingest.clock.now())
     except InvalidEvent as exc:
         raise _invalid(exc) from exc
     return ingest(store, f"shopify:{webhook_id}", event, _fingerprint(body))
+
+
+def _not_ahead(event: Event, now: datetime) -> Event:
+    """Refuse an event from the future: ordered by ``occurred_at``, one event from a sender with a wrong
+    clock would make every genuine later event look stale and push the cart's timer out by years."""
+    if event.occurred_at > now + MAX_AHEAD:
+        raise InvalidEvent([FieldError("occurred_at", "is more than 24 hours ahead of the receiver's clock")])
+    return event
 
 
 def _matchable(body: dict[str, Any]) -> bool:
