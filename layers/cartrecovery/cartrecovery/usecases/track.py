@@ -76,7 +76,9 @@ class RecordSesEvent:
         result = self.ledger.mark(str(message_id), kind, at, detail=detail, **hint)
         if result == "missing":
             raise MessageNotYetRecorded(str(message_id))
-        if result == "new" and self._suppresses(record, str(event_type)):
+        # Suppress on a repeat too: the first delivery may have died after marking (SQS redelivers it), or an
+        # earlier soft bounce of this message took the mark. Suppressing again keeps the first reason.
+        if self._suppresses(record, str(event_type)):
             message = self.ledger.get(str(message_id))
             if message is not None:
                 self.contacts.suppress(message.store_id, "e#" + message.email_hash, kind, at)

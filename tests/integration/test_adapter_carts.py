@@ -1,0 +1,215 @@
+"""Carts in DynamoDB: folds are optimistic (versioned), timers are armed once, steps are claimed once, and
+the writers of a cart's separate parts (fold, claims, timer, decision log) never undo one another."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import pytest
+from botocore.exceptions import ClientError
+
+from cartrecovery.adapters.carts import DynamoCartRepository
+from cartrecovery.domain.cart import CLAIMED, CLEARED, SENT, CartState, Decision, StepRecord, Timer
+from cartrecovery.domain.events import Consent, Customer, Item
+from cartrecovery.ports import ConcurrentUpdate
+from cartrecovery.wiring import Services
+
+if TYPE_CHECKING:
+    from conftest import Deployment
+
+
+@pytest.fixture
+def carts(svc: Services) -> DynamoCartRepository:
+    return svc.carts
+
+
+@pytest.fixture
+def cart(deployment: Deployment) -> CartState:
+    at = deployment.start
+    return CartState(
+        store_id="tea-shop",
+        cart_id="c-1",
+        currency="JPY",
+        items=(
+            Item("TEA-001", "抹茶ラテ", "https://shop.example.jp/tea-001", Decimal("1280"), 2, "https://img/1.jpg"),
+            Item("TEA-002", "ほうじ茶", "https://shop.example.jp/tea-002", Decimal("980.5"), 1, in_stock=False),
+        ),
+        total=Decimal("3540.5"),
+        recovery_url="https://shop.example.jp/cart/restore?t=x",
+        customer=Customer(
+            id="u-1",
+            email="taro@example.jp",
+            name="山田 太郎",
+            locale="ja",
+            timezone="Asia/Tokyo",
+            consent=Consent(True, at - timedelta(days=1), "checkout-form"),
+        ),
+        first_seen_at=at,
+        last_activity_at=at,
+    )
+
+
+def timer(deployment: Deployment, step: int = 1, hours: int = 2) -> Timer:
+    return Timer("cart_recovery", step, deployment.start + timedelta(hours=hours), f"cr-test-{step}-{hours}")
+
+
+def test_a_folded_cart_reads_back_whole_with_its_version(carts: DynamoCartRepository, cart: CartState) -> None:
+    carts.save_fold(cart, expected_version=None)
+
+    loaded = carts.get("tea-shop", "c-1")
+
+    assert loaded == dataclasses.replace(cart, version=1)
+    assert carts.get("tea-shop", "c-2") is None
+    assert carts.get("other-shop", "c-1") is None
+
+
+def test_a_fold_on_a_stale_version_is_refused(carts: DynamoCartRepository, cart: CartState) -> None:
+    carts.save_fold(cart, expected_version=None)
+    newer = dataclasses.replace(cart, version=1, total=Decimal("100"))
+    carts.save_fold(newer, expected_version=1)
+
+    with pytest.raises(ConcurrentUpdate):
+        carts.save_fold(dataclasses.replace(cart, total=Decimal("1")), expected_version=1)  # read before the write
+    with pytest.raises(ConcurrentUpdate):
+        carts.save_fold(cart, expected_version=None)  # "new" cart that already exists
+    loaded = carts.get("tea-shop", "c-1")
+    assert loaded is not None and loaded.total == Decimal("100") and loaded.version == 2
+
+
+def test_a_fold_keeps_the_claims_timer_and_decisions_others_wrote(
+    carts: DynamoCartRepository, cart: CartState, deployment: Deployment
+) -> None:
+    carts.save_fold(cart, expected_version=None)
+    now = deployment.start
+    assert carts.arm_if_idle("tea-shop", "c-1", timer(deployment), Decision(now, "armed", "cart_recovery", 1))
+    assert carts.claim_step("tea-shop", "c-1", "cart_recovery#1", StepRecord(CLAIMED, now, day="2026-12-01"))
+
+    later = dataclasses.replace(cart, version=1, last_activity_at=now + timedelta(minutes=5), items=cart.items[:1])
+    carts.save_fold(later, expected_version=1)
+
+    loaded = carts.get("tea-shop", "c-1")
+    assert loaded is not None
+    assert loaded.items == cart.items[:1]
+    assert loaded.timer == timer(deployment)
+    assert loaded.steps == {"cart_recovery#1": StepRecord(CLAIMED, now, day="2026-12-01")}
+    assert [d.action for d in loaded.decisions] == ["armed"]
+
+
+def test_a_timer_is_armed_only_on_an_idle_open_cart(
+    carts: DynamoCartRepository, cart: CartState, deployment: Deployment
+) -> None:
+    now = deployment.start
+    armed = Decision(now, "armed", "cart_recovery", 1, until=now + timedelta(hours=2))
+    assert not carts.arm_if_idle("tea-shop", "c-1", timer(deployment), armed)  # no such cart
+    carts.save_fold(cart, expected_version=None)
+
+    assert carts.arm_if_idle("tea-shop", "c-1", timer(deployment), armed)
+    assert not carts.arm_if_idle("tea-shop", "c-1", timer(deployment, hours=3), armed)
+
+    loaded = carts.get("tea-shop", "c-1")
+    assert loaded is not None and loaded.timer == timer(deployment)
+    assert loaded.decisions == (armed,)
+
+    closed = dataclasses.replace(cart, cart_id="c-closed", status=CLEARED, closed_at=now)
+    carts.save_fold(closed, expected_version=None)
+    assert not carts.arm_if_idle("tea-shop", "c-closed", timer(deployment), armed)
+
+
+def test_a_step_is_claimed_once_and_only_while_the_cart_is_open(
+    carts: DynamoCartRepository, cart: CartState, deployment: Deployment
+) -> None:
+    now = deployment.start
+    carts.save_fold(cart, expected_version=None)
+
+    assert carts.claim_step("tea-shop", "c-1", "cart_recovery#1", StepRecord(CLAIMED, now, "a"))
+    # A second delivery of the same firing loses, even with another variant or time.
+    assert not carts.claim_step("tea-shop", "c-1", "cart_recovery#1", StepRecord(CLAIMED, now, "b"))
+    assert carts.claim_step("tea-shop", "c-1", "cart_recovery#2", StepRecord(CLAIMED, now, "a"))
+
+    loaded = carts.get("tea-shop", "c-1")
+    assert loaded is not None
+    assert loaded.steps["cart_recovery#1"].variant == "a"
+
+    closed = dataclasses.replace(cart, cart_id="c-closed", status=CLEARED, closed_at=now)
+    carts.save_fold(closed, expected_version=None)
+    assert not carts.claim_step("tea-shop", "c-closed", "cart_recovery#1", StepRecord(CLAIMED, now))
+
+
+def test_a_released_claim_can_be_claimed_again_but_a_sent_step_is_never_released(
+    carts: DynamoCartRepository, cart: CartState, deployment: Deployment
+) -> None:
+    now = deployment.start
+    carts.save_fold(cart, expected_version=None)
+    carts.claim_step("tea-shop", "c-1", "cart_recovery#1", StepRecord(CLAIMED, now))
+
+    throttled = Decision(now, "throttled", "cart_recovery", 1, "ses_throttled")
+    carts.release_step("tea-shop", "c-1", "cart_recovery#1", throttled)
+    carts.release_step("tea-shop", "c-1", "cart_recovery#1", throttled)  # already released: no effect
+
+    loaded = carts.get("tea-shop", "c-1")
+    assert loaded is not None and loaded.steps == {} and loaded.decisions == (throttled,)
+    assert carts.claim_step("tea-shop", "c-1", "cart_recovery#1", StepRecord(CLAIMED, now))
+
+    sent = StepRecord(SENT, now, message_id="m-1", day="2026-12-01")
+    carts.update_progress(
+        "tea-shop", "c-1", decision=Decision(now, "sent", "cart_recovery", 1), step=("cart_recovery#1", sent)
+    )
+    carts.release_step("tea-shop", "c-1", "cart_recovery#1", throttled)
+    loaded = carts.get("tea-shop", "c-1")
+    assert loaded is not None and loaded.steps["cart_recovery#1"] == sent
+    assert [d.action for d in loaded.decisions] == ["throttled", "sent"]
+
+
+def test_progress_logs_decisions_in_order_and_replaces_or_removes_the_timer(
+    carts: DynamoCartRepository, cart: CartState, deployment: Deployment
+) -> None:
+    now = deployment.start
+    carts.save_fold(cart, expected_version=None)
+    carts.arm_if_idle("tea-shop", "c-1", timer(deployment), Decision(now, "armed", "cart_recovery", 1))
+
+    deferred = Decision(now, "deferred", "cart_recovery", 1, "quiet_hours", now + timedelta(hours=10))
+    carts.update_progress("tea-shop", "c-1", decision=deferred, timer=timer(deployment, hours=10))
+    loaded = carts.get("tea-shop", "c-1")
+    assert loaded is not None and loaded.timer == timer(deployment, hours=10)
+
+    noted = Decision(now, "noted", "cart_recovery", 1)
+    carts.update_progress("tea-shop", "c-1", decision=noted)  # timer=False: left alone
+    loaded = carts.get("tea-shop", "c-1")
+    assert loaded is not None and loaded.timer == timer(deployment, hours=10)
+
+    stopped = Decision(now, "skipped", "cart_recovery", None, "no_consent")
+    carts.update_progress("tea-shop", "c-1", decision=stopped, timer=None)
+    loaded = carts.get("tea-shop", "c-1")
+    assert loaded is not None and loaded.timer is None
+    assert [d.action for d in loaded.decisions] == ["armed", "deferred", "noted", "skipped"]
+    assert loaded.decisions[1] == deferred
+
+    with pytest.raises(ClientError):  # progress on a cart that does not exist is a bug, never an upsert
+        carts.update_progress("tea-shop", "c-missing", decision=noted)
+    assert carts.get("tea-shop", "c-missing") is None
+
+
+def test_a_cart_expires_90_days_after_its_last_activity(
+    carts: DynamoCartRepository, cart: CartState, svc: Services, deployment: Deployment
+) -> None:
+    carts.save_fold(cart, expected_version=None)
+
+    item = svc.dynamodb.get_item(
+        TableName=svc.settings.carts_table, Key={"store_id": {"S": "tea-shop"}, "cart_id": {"S": "c-1"}}
+    )["Item"]
+
+    assert int(item["expires_at"]["N"]) == int((deployment.start + timedelta(days=90)).timestamp())
+
+
+def test_a_stores_carts_are_listed_and_deleted(carts: DynamoCartRepository, cart: CartState) -> None:
+    for cart_id in ("c-1", "c-2"):
+        carts.save_fold(dataclasses.replace(cart, cart_id=cart_id), expected_version=None)
+    carts.save_fold(dataclasses.replace(cart, store_id="other-shop"), expected_version=None)
+
+    assert sorted(c.cart_id for c in carts.list_for_store("tea-shop")) == ["c-1", "c-2"]
+    carts.delete("tea-shop", "c-1")
+    assert [c.cart_id for c in carts.list_for_store("tea-shop")] == ["c-2"]
+    assert carts.get("other-shop", "c-1") is not None

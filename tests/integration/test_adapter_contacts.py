@@ -1,0 +1,104 @@
+"""What a store knows of an address, in DynamoDB: the newest consent wins, an unsubscribe is counted once
+and never undone by a stale consent, the first suppression reason stays, and erasure keeps only that."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+
+from cartrecovery.adapters.contacts import DynamoContactBook
+from cartrecovery.domain.events import Consent
+from cartrecovery.ports import ContactRecord
+from cartrecovery.wiring import Services
+
+if TYPE_CHECKING:
+    from conftest import Deployment
+
+KEY = "e#" + "a" * 40
+
+
+@pytest.fixture
+def contacts(svc: Services) -> DynamoContactBook:
+    return svc.contacts
+
+
+def record(contacts: DynamoContactBook, key: str = KEY, store_id: str = "tea-shop") -> ContactRecord | None:
+    return contacts.get_many(store_id, [key]).get(key)
+
+
+def test_nothing_is_known_of_a_new_address(contacts: DynamoContactBook) -> None:
+    assert contacts.get_many("tea-shop", []) == {}
+    assert contacts.get_many("tea-shop", [KEY, "c#" + "b" * 40]) == {}
+
+
+def test_the_newest_consent_statement_wins_whatever_the_arrival_order(
+    contacts: DynamoContactBook, deployment: Deployment
+) -> None:
+    t0 = deployment.start
+    contacts.record_consent("tea-shop", KEY, Consent(True, t0, "checkout-form"))
+    contacts.record_consent("tea-shop", KEY, Consent(False, t0 + timedelta(days=2), "account-settings"))
+    contacts.record_consent("tea-shop", KEY, Consent(True, t0 + timedelta(days=1), "late-delivery"))  # older
+
+    found = record(contacts)
+    assert found is not None
+    assert found.consent == Consent(False, t0 + timedelta(days=2), "account-settings")
+    assert record(contacts, store_id="other-shop") is None  # per store
+
+
+def test_an_unsubscribe_counts_once_and_a_stale_consent_does_not_undo_it(
+    contacts: DynamoContactBook, deployment: Deployment
+) -> None:
+    t0 = deployment.start
+    contacts.record_consent("tea-shop", KEY, Consent(True, t0, "checkout-form"))
+
+    assert contacts.unsubscribe("tea-shop", KEY, t0 + timedelta(hours=1), "one-click") is True
+    assert contacts.unsubscribe("tea-shop", KEY, t0 + timedelta(hours=2), "store") is False
+    contacts.record_consent("tea-shop", KEY, Consent(True, t0 + timedelta(minutes=30), "checkout-form"))
+
+    found = record(contacts)
+    assert found is not None
+    assert found.unsubscribed_at == t0 + timedelta(hours=1)
+    assert found.consent == Consent(False, t0 + timedelta(hours=2), "store")
+
+    # A later, explicit opt-in is newer than the withdrawal and is kept (the send rule weighs the two).
+    contacts.record_consent("tea-shop", KEY, Consent(True, t0 + timedelta(days=3), "newsletter-form"))
+    found = record(contacts)
+    assert found is not None and found.consent is not None and found.consent.granted
+
+
+def test_the_first_suppression_reason_stays(contacts: DynamoContactBook, deployment: Deployment) -> None:
+    contacts.suppress("tea-shop", KEY, "bounced", deployment.start)
+    contacts.suppress("tea-shop", KEY, "complained", deployment.start + timedelta(days=1))
+
+    found = record(contacts)
+    assert found is not None and found.suppressed_reason == "bounced"
+
+
+def test_orders_keep_the_latest_and_the_last_message_is_remembered(
+    contacts: DynamoContactBook, deployment: Deployment
+) -> None:
+    t0 = deployment.start
+    contacts.record_order("tea-shop", KEY, t0 + timedelta(days=2))
+    contacts.record_order("tea-shop", KEY, t0)  # an older order delivered late
+    last = {"message_id": "m-1", "flow": "cart_recovery", "step": 1, "variant": "a", "day": "2026-12-01"}
+    contacts.note_sent("tea-shop", KEY, {**last, "sent_at": "2026-12-01T01:00:00Z"})
+
+    found = record(contacts)
+    assert found is not None
+    assert found.last_order_at == t0 + timedelta(days=2)
+    assert found.last_message == {**last, "sent_at": "2026-12-01T01:00:00Z"}
+
+
+def test_erasure_forgets_everything_but_a_suppression(contacts: DynamoContactBook, deployment: Deployment) -> None:
+    other = "e#" + "c" * 40
+    for key in (KEY, other):
+        contacts.record_consent("tea-shop", key, Consent(True, deployment.start, "checkout-form"))
+        contacts.record_order("tea-shop", key, deployment.start)
+    contacts.suppress("tea-shop", KEY, "complained", deployment.start)
+
+    contacts.erase("tea-shop", KEY)
+    contacts.erase("tea-shop", other)
+
+    assert contacts.get_many("tea-shop", [KEY, other]) == {KEY: ContactRecord(KEY, suppressed_reason="complained")}

@@ -1,0 +1,522 @@
+"""The deployed Lambda entry points on moto, called as AWS calls them: API Gateway HTTP API (payload 2.0)
+events for ingest and unsubscribe, the Scheduler's input for send, SQS-wrapped EventBridge SES events for
+tracking. Business time comes from the frozen ``clock``; webhook signatures use the wall clock, as deployed."""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from cartrecovery.clock import ManualClock, isoformat
+from cartrecovery.domain.store import Store
+from cartrecovery.identity import email_hash
+from cartrecovery.ports import ContactRecord
+from cartrecovery.signing import sign
+from cartrecovery.wiring import Services
+
+if TYPE_CHECKING:
+    from conftest import Deployment, Handlers
+
+# Lambda logs this when an invocation has nothing to count (a confirmation page, a repeated event): expected.
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+
+SHOPPER = "taro@example.jp"
+MAX_BODY = 256 * 1024
+ONE_CLICK = (b"List-Unsubscribe=One-Click", "application/x-www-form-urlencoded")  # RFC 8058's POST
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The functions and what they run on, for one test."""
+
+    handlers: Handlers
+    deployment: Deployment
+    svc: Services
+    store: Store
+    clock: ManualClock
+    outbox: Any
+
+
+@pytest.fixture
+def env(
+    handlers: Handlers, deployment: Deployment, svc: Services, store: Store, clock: ManualClock, outbox: Any
+) -> Stack:
+    return Stack(handlers, deployment, svc, store, clock, outbox)
+
+
+# ---- what AWS hands the functions ----
+
+
+def http_event(
+    method: str, path: str, route: str, params: dict[str, str], headers: dict[str, str], body: bytes, *, b64: bool
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload format 2.0) event; header names arrive lower-cased."""
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": f"{method} {route}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {k.lower(): v for k, v in headers.items()},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "domainName": "api.example.com",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1"},
+            "requestId": uuid.uuid4().hex,
+            "routeKey": f"{method} {route}",
+            "stage": "$default",
+            "timeEpoch": int(time.time() * 1000),
+        },
+        "pathParameters": params,
+        "isBase64Encoded": b64,
+    }
+    if body:
+        event["body"] = base64.b64encode(body).decode("ascii") if b64 else body.decode("utf-8")
+    return event
+
+
+def scheduler_input(svc: Services, name: str, group: str) -> dict[str, Any]:
+    """What EventBridge Scheduler passes the send function: the schedule's Input, as armed."""
+    schedule = svc.scheduler_client.get_schedule(Name=name, GroupName=group)
+    payload: dict[str, Any] = json.loads(schedule["Target"]["Input"])
+    return payload
+
+
+def sqs_ses_event(*details: dict[str, Any]) -> dict[str, Any]:
+    """An SQS batch whose bodies are EventBridge events from SES (``source: aws.ses``)."""
+    records = []
+    for detail in details:
+        envelope = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": {"Delivery": "Email Delivered", "Bounce": "Email Bounced"}.get(detail["eventType"], "x"),
+            "source": "aws.ses",
+            "account": "123456789012",
+            "time": detail["mail"]["timestamp"],
+            "region": "ap-northeast-1",
+            "resources": [],
+            "detail": detail,
+        }
+        records.append(
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": "handle",
+                "body": json.dumps(envelope),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:ap-northeast-1:123456789012:ses-events",
+                "awsRegion": "ap-northeast-1",
+            }
+        )
+    return {"Records": records}
+
+
+def ses_record(event_type: str, message_id: str, at: str, **block: Any) -> dict[str, Any]:
+    tags = {"store": ["tea-shop"], "flow": ["cart_recovery"], "step": ["1"], "variant": ["a"], "day": ["2026-12-01"]}
+    record = {
+        "eventType": event_type,
+        "mail": {
+            "timestamp": at,
+            "messageId": message_id,
+            "source": "shop@tea-shop.example.jp",
+            "destination": [SHOPPER],
+            "tags": {"ses:configuration-set": ["cartrecovery-test"], **tags},
+        },
+    }
+    record[event_type.lower()] = {"timestamp": at, **block}
+    return record
+
+
+# ---- the store's side ----
+
+
+def cart_event(occurred_at: Any, cart_id: str = "c-1", quantity: int = 2) -> dict[str, Any]:
+    return {
+        "type": "cart.updated",
+        "occurred_at": isoformat(occurred_at),
+        "customer": {
+            "id": "u-1",
+            "email": SHOPPER,
+            "name": "山田 太郎",
+            "locale": "ja",
+            "timezone": "Asia/Tokyo",
+            "marketing_consent": {"granted": True, "at": isoformat(occurred_at), "source": "checkout-form"},
+        },
+        "cart": {
+            "id": cart_id,
+            "currency": "JPY",
+            "items": [
+                {
+                    "sku": "TEA-001",
+                    "name": "抹茶ラテ",
+                    "url": "https://shop.example.jp/products/tea-001",
+                    "unit_price": 1280,
+                    "quantity": quantity,
+                }
+            ],
+            "total": 1280 * quantity,
+            "recovery_url": f"https://shop.example.jp/cart/restore?cart={cart_id}",
+        },
+    }
+
+
+class Answer:
+    def __init__(self, result: dict[str, Any]) -> None:
+        self.status: int = result["statusCode"]
+        self.headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+        raw = result.get("body") or ""
+        self.text = base64.b64decode(raw).decode() if result.get("isBase64Encoded") else raw
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+def post_event(
+    env: Stack,
+    body: dict[str, Any] | bytes,
+    *,
+    event_id: str | None = None,
+    secret: str | None = None,
+    timestamp: int | None = None,
+    store_id: str = "tea-shop",
+    headers: dict[str, str] | None = None,
+    b64: bool = False,
+) -> Answer:
+    """Sign (Standard Webhooks v1) and post one event to the ingest function."""
+    raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+    event_id = event_id or f"evt_{uuid.uuid4().hex}"
+    stamp = int(time.time()) if timestamp is None else timestamp
+    signed = {
+        "Content-Type": "application/json",
+        "Webhook-Id": event_id,
+        "Webhook-Timestamp": str(stamp),
+        "Webhook-Signature": sign(secret or env.deployment.webhook_secret, event_id, stamp, raw),
+        **(headers or {}),
+    }
+    path = f"/v1/stores/{store_id}/events"
+    event = http_event("POST", path, "/v1/stores/{store_id}/events", {"store_id": store_id}, signed, raw, b64=b64)
+    return Answer(env.handlers.invoke("ingest", event))
+
+
+def unsubscribe_request(env: Stack, method: str, token: str, body: bytes = b"", ctype: str = "") -> Answer:
+    headers = {"Content-Type": ctype} if ctype else {}
+    event = http_event(method, f"/u/{token}", "/u/{token}", {"token": token}, headers, body, b64=bool(body))
+    return Answer(env.handlers.invoke("unsubscribe", event))
+
+
+def contact(env: Stack, address: str = SHOPPER) -> ContactRecord | None:
+    key = "e#" + email_hash(env.store.salt, address)
+    return env.svc.contacts.get_many(env.store.store_id, [key]).get(key)
+
+
+def counters(svc: Services) -> dict[str, Any]:
+    rows = svc.ledger.report_rows("tea-shop", "2026-01-01", "2026-12-31")
+    return {f"{r['day']}#{r['step']}": r for r in rows}
+
+
+def send_step_one(env: Stack) -> tuple[str, Any]:
+    """A cart abandoned now and its first reminder sent two hours later; returns (message id, parsed email)."""
+    handlers, deployment, svc, clock, outbox = env.handlers, env.deployment, env.svc, env.clock, env.outbox
+    assert post_event(env, cart_event(clock.now())).status == 202
+    cart = svc.carts.get("tea-shop", "c-1")
+    assert cart is not None and cart.timer is not None
+    clock.set(cart.timer.due_at)
+    result = handlers.invoke("send", scheduler_input(svc, cart.timer.schedule_name, deployment.schedule_group))
+    assert result["action"] == "sent", result
+    [sent] = outbox()
+    assert sent.id == result["message_id"]
+    return sent.id, email.message_from_bytes(sent.raw_data.encode(), policy=email.policy.default)
+
+
+# ---- ingest ----
+
+
+@pytest.mark.parametrize("b64", [False, True], ids=["text-body", "base64-body"])
+def test_a_signed_event_is_accepted_stored_and_arms_step_one(env: Stack, b64: bool) -> None:
+    now = env.clock.now()
+
+    answer = post_event(env, cart_event(now), event_id="evt_1", b64=b64)
+
+    assert answer.status == 202
+    assert answer.headers["content-type"].startswith("application/json")
+    assert answer.json() == {"status": "accepted", "event_id": "evt_1"}
+    assert env.svc.events.get("tea-shop", "evt_1") is not None
+    cart = env.svc.carts.get("tea-shop", "c-1")
+    assert cart is not None and cart.customer.email == SHOPPER and cart.items[0].quantity == 2
+    assert cart.timer is not None and cart.timer.due_at == now + timedelta(hours=2)
+    payload = scheduler_input(env.svc, cart.timer.schedule_name, env.deployment.schedule_group)
+    assert payload == {
+        "store_id": "tea-shop",
+        "cart_id": "c-1",
+        "flow": "cart_recovery",
+        "step": 1,
+        "due_at": isoformat(cart.timer.due_at),
+    }
+
+
+def test_a_redelivered_event_is_a_duplicate_with_no_second_effect(env: Stack) -> None:
+    body = cart_event(env.clock.now())
+    assert post_event(env, body, event_id="evt_1").status == 202
+    version = env.svc.carts.get("tea-shop", "c-1").version
+
+    # The same id with another body (a sender bug) is also a duplicate, and changes nothing either.
+    again = post_event(env, body, event_id="evt_1")
+    reused = post_event(env, cart_event(env.clock.now(), quantity=9), event_id="evt_1")
+
+    assert (again.status, again.json()) == (200, {"status": "duplicate"})
+    assert (reused.status, reused.json()) == (200, {"status": "duplicate"})
+    cart = env.svc.carts.get("tea-shop", "c-1")
+    assert cart.version == version and cart.items[0].quantity == 2
+
+
+def _malformed_json(env: Stack) -> Answer:
+    return post_event(env, b'{"type": "cart.updated", "occurred_at": ')
+
+
+def _invalid_fields(env: Stack) -> Answer:
+    body = cart_event(env.clock.now())
+    body["cart"]["items"][0]["quantity"] = -1
+    body["customer"]["email"] = "not-an-address"
+    return post_event(env, body)
+
+
+def _bad_signature(env: Stack) -> Answer:
+    return post_event(env, cart_event(env.clock.now()), secret="whsec_d3Jvbmcta2V5")
+
+
+def _stale_timestamp(env: Stack) -> Answer:
+    stale = int(time.time()) - 301
+    return post_event(env, cart_event(env.clock.now()), timestamp=stale)
+
+
+def _missing_signature(env: Stack) -> Answer:
+    body = cart_event(env.clock.now())
+    return post_event(env, body, headers={"Webhook-Signature": ""})
+
+
+def _unknown_store(env: Stack) -> Answer:
+    return post_event(env, cart_event(env.clock.now()), store_id="no-such-shop")
+
+
+def _malformed_store_id(env: Stack) -> Answer:
+    return post_event(env, cart_event(env.clock.now()), store_id="Tea_Shop!")
+
+
+def _wrong_content_type(env: Stack) -> Answer:
+    body = cart_event(env.clock.now())
+    return post_event(env, body, headers={"Content-Type": "text/plain"})
+
+
+def _oversize(env: Stack) -> Answer:
+    body = cart_event(env.clock.now())
+    raw = json.dumps(body).encode()
+    padded = raw[:-1] + b', "padding": "' + b"x" * (MAX_BODY - len(raw)) + b'"}'
+    assert len(padded) > MAX_BODY
+    return post_event(env, padded, b64=True)
+
+
+REJECTIONS = {
+    "malformed-json": (_malformed_json, 400),
+    "invalid-fields": (_invalid_fields, 400),
+    "bad-signature": (_bad_signature, 401),
+    "stale-timestamp": (_stale_timestamp, 401),
+    "missing-signature": (_missing_signature, 401),
+    "unknown-store": (_unknown_store, 401),
+    "malformed-store-id": (_malformed_store_id, 401),
+    "wrong-content-type": (_wrong_content_type, 415),
+    "oversize": (_oversize, 413),
+}
+
+
+@pytest.mark.parametrize("case", REJECTIONS, ids=list(REJECTIONS))
+def test_a_rejected_request_gets_its_precise_problem_and_stores_nothing(env: Stack, case: str) -> None:
+    make, status = REJECTIONS[case]
+
+    answer = make(env)
+
+    assert answer.status == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = answer.json()
+    assert problem["status"] == status
+    assert problem["title"] and problem["detail"]
+    if status == 400:
+        assert problem["errors"] and all(set(e) == {"path", "message"} for e in problem["errors"])
+    else:
+        assert "errors" not in problem
+    assert env.svc.carts.get("tea-shop", "c-1") is None
+    assert env.svc.dynamodb.scan(TableName=env.svc.settings.events_table)["Count"] == 0
+
+
+def test_invalid_fields_are_each_listed_with_their_json_path(env: Stack) -> None:
+    problem = _invalid_fields(env).json()
+
+    assert {e["path"] for e in problem["errors"]} == {"cart.items[0].quantity", "customer.email"}
+
+
+def test_every_authentication_failure_looks_the_same(env: Stack) -> None:
+    bodies = {json.dumps(make(env).json(), sort_keys=True) for make, status in REJECTIONS.values() if status == 401}
+
+    assert len(bodies) == 1
+
+
+# ---- send ----
+
+
+def test_step_one_is_sent_once_even_when_the_schedule_fires_twice(env: Stack) -> None:
+    message_id, sent = send_step_one(env)
+    cart = env.svc.carts.get("tea-shop", "c-1")
+    step_one = cart.steps["cart_recovery#1"]
+
+    # Scheduler (or Lambda) delivers the same firing again.
+    payload = {"store_id": "tea-shop", "cart_id": "c-1", "flow": "cart_recovery", "step": 1}
+    again = env.handlers.invoke("send", payload)
+
+    assert again["action"] != "sent" and again["message_id"] is None
+    assert len(env.outbox()) == 1
+    assert sent["To"] == SHOPPER
+    assert sent["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert sent["List-Unsubscribe"].startswith(f"<{env.deployment.public_base_url}/u/")
+    cart = env.svc.carts.get("tea-shop", "c-1")
+    assert cart.steps["cart_recovery#1"] == step_one
+    assert step_one.status == "sent" and step_one.message_id == message_id
+    assert cart.timer is not None and cart.timer.step == 2  # the next step is armed
+    assert counters(env.svc)["2026-12-01#1"]["sent"] == 1
+    record = env.svc.ledger.get(message_id)
+    assert record is not None and record.cart_id == "c-1"
+
+
+# ---- tracking ----
+
+
+def test_tracking_records_a_delivery_once_and_retries_an_event_that_beat_the_send(env: Stack) -> None:
+    message_id, _ = send_step_one(env)
+    delivered = ses_record("Delivery", message_id, "2026-12-01T05:00:05.000Z", recipients=[SHOPPER])
+    early = ses_record("Delivery", "not-yet-recorded", "2026-12-01T05:00:05.000Z", recipients=[SHOPPER])
+    batch = sqs_ses_event(delivered, early, delivered)
+
+    result = env.handlers.invoke("tracking", batch)
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": batch["Records"][1]["messageId"]}]}
+    record = env.svc.ledger.get(message_id)
+    assert record is not None and record.marks == {"delivered": "2026-12-01T05:00:05Z"}
+    assert counters(env.svc)["2026-12-01#1"]["delivered"] == 1
+
+
+def test_a_hard_bounce_suppresses_the_address_and_stops_the_next_step(env: Stack) -> None:
+    message_id, _ = send_step_one(env)
+    soft = ses_record("Bounce", message_id, "2026-12-01T05:00:05.000Z", bounceType="Transient")
+    assert env.handlers.invoke("tracking", sqs_ses_event(soft)) == {"batchItemFailures": []}
+    assert contact(env).suppressed_reason is None
+
+    hard = ses_record(
+        "Bounce",
+        message_id,
+        "2026-12-01T05:00:06.000Z",
+        bounceType="Permanent",
+        bounceSubType="General",
+        bouncedRecipients=[{"emailAddress": SHOPPER}],
+    )
+    assert env.handlers.invoke("tracking", sqs_ses_event(hard)) == {"batchItemFailures": []}
+
+    assert contact(env).suppressed_reason == "bounced"
+    cart = env.svc.carts.get("tea-shop", "c-1")
+    env.clock.set(cart.timer.due_at)
+    result = env.handlers.invoke(
+        "send", scheduler_input(env.svc, cart.timer.schedule_name, env.deployment.schedule_group)
+    )
+    assert (result["action"], result["reason"]) == ("skipped", "suppressed")
+    assert len(env.outbox()) == 1
+
+
+def test_a_hard_bounce_whose_suppression_failed_suppresses_when_sqs_redelivers_it(env: Stack) -> None:
+    message_id, _ = send_step_one(env)
+    hard = ses_record("Bounce", message_id, "2026-12-01T05:00:06.000Z", bounceType="Permanent")
+    failures = []
+
+    def throttle_suppression_once(params: dict[str, Any], **_: Any) -> None:
+        if params["TableName"] == env.svc.settings.contacts_table and not failures:
+            failures.append(params)
+            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+            raise ClientError(error, "UpdateItem")
+
+    env.svc.dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", throttle_suppression_once)
+    delivered = ses_record("Delivery", message_id, "2026-12-01T05:00:05.000Z")
+    batch = sqs_ses_event(delivered, hard)
+
+    # The bounce is counted, then the suppression write fails: that record goes back to the queue.
+    first = env.handlers.invoke("tracking", batch)
+    assert first == {"batchItemFailures": [{"itemIdentifier": batch["Records"][1]["messageId"]}]}
+    assert len(failures) == 1
+    assert counters(env.svc)["2026-12-01#1"]["bounced"] == 1
+
+    redelivery = {"Records": batch["Records"][1:]}
+    assert env.handlers.invoke("tracking", redelivery) == {"batchItemFailures": []}
+    assert contact(env).suppressed_reason == "bounced"
+    assert counters(env.svc)["2026-12-01#1"]["bounced"] == 1
+
+
+# ---- unsubscribe ----
+
+
+def test_unsubscribe_get_only_shows_a_page_and_post_unsubscribes(env: Stack) -> None:
+    _, sent = send_step_one(env)
+    token = sent["List-Unsubscribe"].strip("<>").rsplit("/u/", 1)[1]
+
+    page = unsubscribe_request(env, "GET", token)
+
+    assert page.status == 200 and page.headers["content-type"].startswith("text/html")
+    assert "抹茶堂" in page.text and "<form" in page.text
+    before = contact(env)
+    assert before is None or before.unsubscribed_at is None
+
+    not_one_click = unsubscribe_request(env, "POST", token, b"foo=bar", "application/x-www-form-urlencoded")
+    assert not_one_click.status == 400
+    assert contact(env).unsubscribed_at is None
+
+    done = unsubscribe_request(env, "POST", token, *ONE_CLICK)
+    boundary = "----form7MA4YWxk"
+    multipart = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="List-Unsubscribe"\r\n\r\n'
+        f"One-Click\r\n--{boundary}--\r\n"
+    )
+    again = unsubscribe_request(env, "POST", token, multipart.encode(), f"multipart/form-data; boundary={boundary}")
+
+    assert done.status == 200 and again.status == 200
+    assert "location" not in done.headers
+    assert contact(env).unsubscribed_at == env.clock.now().replace(microsecond=0)
+    assert counters(env.svc)["2026-12-01#1"]["unsubscribed"] == 1
+    cart = env.svc.carts.get("tea-shop", "c-1")
+    env.clock.set(cart.timer.due_at)
+    result = env.handlers.invoke("send", {"store_id": "tea-shop", "cart_id": "c-1", "flow": "cart_recovery", "step": 2})
+    assert (result["action"], result["reason"]) == ("skipped", "unsubscribed")
+    assert len(env.outbox()) == 1
+
+
+def test_a_tampered_or_unknown_token_is_a_404_page(env: Stack) -> None:
+    _, sent = send_step_one(env)
+    token = sent["List-Unsubscribe"].strip("<>").rsplit("/u/", 1)[1]
+    payload, mac = token.split(".")
+    decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    assert b'"n":1' in decoded
+    forged = base64.urlsafe_b64encode(decoded.replace(b'"n":1', b'"n":2')).rstrip(b"=").decode()
+    other_store = base64.urlsafe_b64encode(decoded.replace(b'"tea-shop"', b'"no-such-shop"')).rstrip(b"=").decode()
+
+    for bad in (f"{forged}.{mac}", f"{other_store}.{mac}", token[:-2], "garbage"):
+        for method in ("GET", "POST"):
+            answer = unsubscribe_request(env, method, bad, *(ONE_CLICK if method == "POST" else ()))
+            assert answer.status == 404, (method, bad)
+            assert answer.headers["content-type"].startswith("text/html")
+    assert contact(env).unsubscribed_at is None
