@@ -48,7 +48,13 @@ def test_every_function_is_python313_arm64_with_the_shared_layer_and_its_setting
     assert globals_["Architectures"] == ["arm64"]
     assert globals_["Layers"] == [{"Ref": "SharedLayer"}]
     assert set(globals_["Environment"]["Variables"]) >= REQUIRED_ENV
-    assert set(FUNCTIONS) == {"IngestFunction", "SendFunction", "TrackingFunction", "UnsubscribeFunction"}
+    assert set(FUNCTIONS) == {
+        "IngestFunction",
+        "SendFunction",
+        "SweepFunction",
+        "TrackingFunction",
+        "UnsubscribeFunction",
+    }
     for name, function in FUNCTIONS.items():
         code = ROOT / function["Properties"]["CodeUri"] / "app.py"
         assert code.is_file(), f"{name} has no entry point at {code}"
@@ -122,14 +128,46 @@ def test_function_policies_name_actions_and_resources_without_wildcards(name: st
         for resource in _as_list(statement["Resource"]):
             assert resource != "*", f"{name}: Resource '*' for {statement['Action']}"
         if any(a.startswith("dynamodb:") for a in _as_list(statement["Action"])):
-            assert all("Fn::GetAtt" in r for r in _as_list(statement["Resource"])), name
+            assert all("Fn::GetAtt" in r or r == CARTS_TIMERS_INDEX for r in _as_list(statement["Resource"])), name
+
+
+CARTS_TIMERS_INDEX = {"Fn::Sub": "${CartsTable.Arn}/index/timers"}
+
+
+def test_the_carts_table_has_a_sparse_keys_only_timers_index() -> None:
+    indexes = RESOURCES["CartsTable"]["Properties"]["GlobalSecondaryIndexes"]
+    assert [i["IndexName"] for i in indexes] == ["timers"]
+    assert [k["AttributeName"] for k in indexes[0]["KeySchema"]] == ["timer_shard", "timer_due"]
+    assert indexes[0]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+
+
+def test_the_sweep_runs_every_five_minutes_with_only_what_it_needs() -> None:
+    sweep = FUNCTIONS["SweepFunction"]["Properties"]
+    events = list(sweep["Events"].values())
+    assert [(e["Type"], e["Properties"]["Schedule"]) for e in events] == [("Schedule", "rate(5 minutes)")]
+    grants = {a: s["Resource"] for s in _statements(FUNCTIONS["SweepFunction"]) for a in _as_list(s["Action"])}
+    assert set(grants) == {
+        "dynamodb:Query",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "scheduler:GetSchedule",
+        "scheduler:CreateSchedule",
+        "iam:PassRole",
+    }
+    assert grants["dynamodb:Query"] == CARTS_TIMERS_INDEX  # the index only, never the table
+    assert grants["dynamodb:UpdateItem"] == [{"Fn::GetAtt": ["CartsTable", "Arn"]}]
+    assert grants["scheduler:CreateSchedule"]["Fn::Sub"].endswith(":schedule/${ScheduleGroup}/*")
+    assert grants["iam:PassRole"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+    alarms = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert any(d["Value"] == {"Ref": "SweepFunction"} for a in alarms for d in a.get("Dimensions", []))
 
 
 def test_only_the_send_function_may_send_email_and_no_function_may_delete_data() -> None:
     for name, function in FUNCTIONS.items():
         actions = {a for s in _statements(function) for a in _as_list(s["Action"])}
         assert ("ses:SendRawEmail" in actions) == (name == "SendFunction"), name
-        assert not {a for a in actions if "Delete" in a or a in ("dynamodb:Scan", "dynamodb:Query")}, name
+        assert not {a for a in actions if "Delete" in a or a == "dynamodb:Scan"}, name
+        assert ("dynamodb:Query" in actions) == (name == "SweepFunction"), name
 
 
 def test_the_scheduler_role_can_invoke_only_the_send_function() -> None:

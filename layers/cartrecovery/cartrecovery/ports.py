@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from cartrecovery.domain.cart import CartState, Decision, StepRecord, Timer
 from cartrecovery.domain.events import Consent
@@ -81,6 +81,23 @@ class StoreRepository(Protocol):
     def list_ids(self) -> list[str]: ...
 
 
+@runtime_checkable
+class TemplateOverrides(Protocol):
+    """A store's uploaded email templates (name like ``ja/cart_recovery/step1.html.j2`` to Jinja source)."""
+
+    def get_templates(self, store_id: str) -> dict[str, str]:
+        """The store's overrides; empty when it uses the shipped templates only."""
+        ...
+
+    def save_templates(self, store_id: str, templates: dict[str, str], updated_at: str) -> None:
+        """Replace the store's overrides with ``templates`` (all of them, not a merge)."""
+        ...
+
+    def delete_templates(self, store_id: str) -> bool:
+        """Remove every override; False when there were none."""
+        ...
+
+
 class EventLog(Protocol):
     def record(self, store_id: str, event_id: str, summary: dict[str, Any], expires_at: datetime) -> bool:
         """Record an event id once; False when it was already recorded (a duplicate delivery)."""
@@ -119,6 +136,22 @@ class CartRepository(Protocol):
     def release_step(self, store_id: str, cart_id: str, key: str, decision: Decision) -> None: ...
 
 
+class ArmedTimers(Protocol):
+    """The carts' armed timers, as the reconciliation sweep reads and repairs them."""
+
+    def get(self, store_id: str, cart_id: str) -> CartState | None: ...
+
+    def overdue(self, before: datetime, limit: int) -> list[tuple[str, str]]:
+        """(store_id, cart_id) of carts whose timer was due at or before ``before``, oldest first."""
+        ...
+
+    def replace_timer(
+        self, store_id: str, cart_id: str, expected: str, timer: Timer | None, decision: Decision
+    ) -> bool:
+        """Replace or (None) remove the timer if it is still the schedule named ``expected``."""
+        ...
+
+
 class ContactBook(Protocol):
     def get_many(self, store_id: str, keys: list[str]) -> dict[str, ContactRecord]: ...
     def record_order(self, store_id: str, key: str, at: datetime) -> None: ...
@@ -131,6 +164,10 @@ class ContactBook(Protocol):
 class Schedules(Protocol):
     def arm(self, timer: Timer, payload: dict[str, Any]) -> None:
         """Create the one-time schedule; creating one that already exists is a no-op."""
+        ...
+
+    def exists(self, name: str) -> bool:
+        """Whether the named schedule is still pending (a fired one-time schedule is deleted)."""
         ...
 
 

@@ -87,5 +87,5 @@ def _decode(text: str) -> UnsubscribeToken:
             variant=str(body["v"]),
             day=str(body["d"]),
         )
-    except (ValueError, KeyError, TypeError, UnicodeError) as exc:
+    except (ValueError, KeyError, TypeError, UnicodeError, OverflowError) as exc:  # Overflow: a step of 1e999
         raise InvalidToken("malformed") from exc

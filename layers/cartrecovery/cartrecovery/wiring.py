@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # adapters import lazily: a function pays only for what its u
     from cartrecovery.adapters.stores import CachedStoreRepository, DynamoStoreRepository
     from cartrecovery.email.render import EmailRenderer
     from cartrecovery.usecases.ingest import IngestEvent
+    from cartrecovery.usecases.reconcile import ReconcileTimers
     from cartrecovery.usecases.run_step import RunDueStep
     from cartrecovery.usecases.track import RecordSesEvent
     from cartrecovery.usecases.unsubscribe import Unsubscribe
@@ -132,7 +133,14 @@ class Services:
             self.renderer,
             self.clock,
             self.settings.public_base_url,
+            templates=self.stores,
         )
+
+    @functools.cached_property
+    def reconcile(self) -> ReconcileTimers:
+        from cartrecovery.usecases.reconcile import ReconcileTimers
+
+        return ReconcileTimers(self.carts, self.schedules, self.clock)
 
     @functools.cached_property
     def track(self) -> RecordSesEvent:

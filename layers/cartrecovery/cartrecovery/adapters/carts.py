@@ -1,9 +1,14 @@
 """Carts in DynamoDB: one item per (store, cart) holding the folded state, the step claims, the armed
-timer and the decision log. Writers touch disjoint attributes, so a fold never overwrites a claim."""
+timer and the decision log. Writers touch disjoint attributes, so a fold never overwrites a claim.
+
+While a timer is armed the item also carries ``timer_shard`` and ``timer_due`` (epoch seconds), the keys of
+the sparse ``timers`` index: the reconciliation sweep finds overdue timers with a few small queries instead
+of a scan, and a cart without a timer costs the index nothing."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,6 +19,28 @@ from cartrecovery.domain.events import Consent, Customer, Item
 from cartrecovery.ports import ConcurrentUpdate
 
 DEFAULT_RETENTION = timedelta(days=90)
+TIMERS_INDEX = "timers"
+# The index's partition key spreads armed timers over a few partitions (each takes about 1,000 writes a
+# second); the sweep queries each one. Changing it strands timers armed under the old count until they fire.
+TIMER_SHARDS = 4
+
+
+def timer_shard(store_id: str, cart_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{store_id}|{cart_id}".encode()).digest()[:4], "big") % TIMER_SHARDS
+
+
+def _timer_attributes(store_id: str, cart_id: str, timer: Timer) -> dict[str, Any]:
+    """The timer and the index keys that go with it, as ExpressionAttributeValues."""
+    return {
+        ":timer": to_attr(encode_timer(timer)),
+        ":timer_shard": {"N": str(timer_shard(store_id, cart_id))},
+        ":timer_due": {"N": str(int(timer.due_at.timestamp()))},
+    }
+
+
+_TIMER_SET = "#timer = :timer, #timer_shard = :timer_shard, #timer_due = :timer_due"
+_TIMER_REMOVE = "#timer, #timer_shard, #timer_due"
+_TIMER_NAMES = {"#timer": "timer", "#timer_shard": "timer_shard", "#timer_due": "timer_due"}
 
 
 class DynamoCartRepository:
@@ -75,11 +102,11 @@ class DynamoCartRepository:
             self.client.update_item(
                 TableName=self.table,
                 Key=self._key(store_id, cart_id),
-                UpdateExpression="SET #timer = :timer, #decisions = list_append(#decisions, :decision)",
+                UpdateExpression=f"SET {_TIMER_SET}, #decisions = list_append(#decisions, :decision)",
                 ConditionExpression="attribute_not_exists(#timer) AND #status = :open",
-                ExpressionAttributeNames={"#timer": "timer", "#decisions": "decisions", "#status": "status"},
+                ExpressionAttributeNames={**_TIMER_NAMES, "#decisions": "decisions", "#status": "status"},
                 ExpressionAttributeValues={
-                    ":timer": to_attr(encode_timer(timer)),
+                    **_timer_attributes(store_id, cart_id, timer),
                     ":decision": to_attr([encode_decision(decision)]),
                     ":open": {"S": OPEN},
                 },
@@ -102,12 +129,12 @@ class DynamoCartRepository:
         names = {"#decisions": "decisions"}
         values: dict[str, Any] = {":decision": to_attr([encode_decision(decision)])}
         if timer is None:
-            removes.append("#timer")
-            names["#timer"] = "timer"
+            removes.append(_TIMER_REMOVE)
+            names.update(_TIMER_NAMES)
         elif isinstance(timer, Timer):
-            sets.append("#timer = :timer")
-            names["#timer"] = "timer"
-            values[":timer"] = to_attr(encode_timer(timer))
+            sets.append(_TIMER_SET)
+            names.update(_TIMER_NAMES)
+            values.update(_timer_attributes(store_id, cart_id, timer))
         if step is not None:
             sets.append("#steps.#step = :step")
             names.update({"#steps": "steps", "#step": step[0]})
@@ -155,6 +182,58 @@ class DynamoCartRepository:
                     ":decision": to_attr([encode_decision(decision)]),
                 },
             )
+
+    def replace_timer(
+        self, store_id: str, cart_id: str, expected: str, timer: Timer | None, decision: Decision
+    ) -> bool:
+        """Replace (or with None remove) the timer only if it is still the schedule ``expected``; False when
+        someone re-armed or cleared it meanwhile."""
+        names = {**_TIMER_NAMES, "#decisions": "decisions", "#name": "schedule_name"}
+        values: dict[str, Any] = {":decision": to_attr([encode_decision(decision)]), ":expected": {"S": expected}}
+        if timer is None:
+            expression = f"SET #decisions = list_append(#decisions, :decision) REMOVE {_TIMER_REMOVE}"
+        else:
+            expression = f"SET {_TIMER_SET}, #decisions = list_append(#decisions, :decision)"
+            values.update(_timer_attributes(store_id, cart_id, timer))
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._key(store_id, cart_id),
+                UpdateExpression=expression,
+                ConditionExpression="#timer.#name = :expected",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+            return True
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+
+    def overdue(self, before: datetime, limit: int) -> list[tuple[str, str]]:
+        """(store_id, cart_id) of carts whose armed timer was due at or before ``before``, oldest first, at
+        most ``limit``: a query per shard of the sparse timers index (keys only, eventually consistent)."""
+        found: list[tuple[int, str, str]] = []
+        for shard in range(TIMER_SHARDS):
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": TIMERS_INDEX,
+                "KeyConditionExpression": "timer_shard = :shard AND timer_due <= :before",
+                "ExpressionAttributeValues": {
+                    ":shard": {"N": str(shard)},
+                    ":before": {"N": str(int(before.timestamp()))},
+                },
+                "Limit": limit,
+            }
+            taken = 0
+            while taken < limit:
+                page = self.client.query(**kwargs)
+                for item in page.get("Items", []):
+                    found.append((int(item["timer_due"]["N"]), item["store_id"]["S"], item["cart_id"]["S"]))
+                    taken += 1
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        found.sort()
+        return [(store_id, cart_id) for _, store_id, cart_id in found[:limit]]
 
     def list_for_store(self, store_id: str) -> list[CartState]:
         """Every cart of a store (operator tools: erase, explain); paginated query, not a scan."""

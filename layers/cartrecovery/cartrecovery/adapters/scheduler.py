@@ -46,6 +46,16 @@ class EventBridgeSchedules:
             if error_code(exc) != "ConflictException":
                 raise  # the same timer already exists: arming is idempotent by name
 
+    def exists(self, name: str) -> bool:
+        """Whether the schedule is still there (not fired and deleted, nor removed by hand)."""
+        try:
+            self.client.get_schedule(Name=name, GroupName=self.group)
+            return True
+        except Exception as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            return False
+
     def delete(self, name: str) -> None:
         try:
             self.client.delete_schedule(Name=name, GroupName=self.group)

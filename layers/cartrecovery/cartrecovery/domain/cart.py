@@ -109,7 +109,7 @@ def fold(cart: CartState | None, event: Event, store_id: str, cart_id: str) -> C
     """The cart after ``event``; returns ``cart`` itself (identity) when nothing changes."""
     current = cart or CartState(store_id=store_id, cart_id=cart_id)
     if not current.is_open:
-        return current
+        return _earlier_close(current, event)
     if event.type in CART_ACTIVITY:
         if current.last_activity_at is not None and event.occurred_at <= current.last_activity_at:
             return current  # stale: a newer snapshot already holds
@@ -128,6 +128,16 @@ def fold(cart: CartState | None, event: Event, store_id: str, cart_id: str) -> C
     if event.type in ("order.placed", "cart.cleared"):
         return _close(current, event)
     return current
+
+
+def _earlier_close(closed: CartState, event: Event) -> CartState:
+    """A closed cart stays closed, but by whichever order or clear happened first, not whichever arrived first:
+    one that happened earlier (an order wins a tie) takes the place of the one that closed it."""
+    if event.type not in ("order.placed", "cart.cleared") or closed.closed_at is None:
+        return closed
+    if (event.occurred_at, event.type != "order.placed") >= (closed.closed_at, closed.status != ORDERED):
+        return closed
+    return _close(dataclasses.replace(closed, status=OPEN, closed_at=None, order_id=None, order_total=None), event)
 
 
 def _close(current: CartState, event: Event) -> CartState:

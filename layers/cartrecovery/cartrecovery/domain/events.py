@@ -41,6 +41,9 @@ MAX_ITEMS = 100
 MAX_ID = 200
 MAX_TEXT = 500
 MAX_URL = 2048
+# Amounts are stored as exact DynamoDB numbers (38 significant digits): at most 10^12 and this many
+# decimal places keeps every amount, and the revenue sums of many, exact.
+MAX_DECIMAL_PLACES = 20
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,11 @@ class _Validator:
         if amount > Decimal("1e12"):
             self.fail(path, "is too large")
             return None
+        if amount.as_tuple().exponent < -MAX_DECIMAL_PLACES:  # type: ignore[operator]
+            if amount.normalize().as_tuple().exponent < -MAX_DECIMAL_PLACES:  # type: ignore[operator]
+                self.fail(path, f"has more than {MAX_DECIMAL_PLACES} decimal places")
+                return None
+            amount = amount.quantize(Decimal(1).scaleb(-MAX_DECIMAL_PLACES))  # only trailing zeros go
         return amount
 
     def currency(self, data: dict[str, Any], key: str, path: str, *, required: bool) -> str | None:

@@ -120,6 +120,7 @@ class LocalFunction:
 class Functions:
     ingest: LocalFunction
     send: LocalFunction
+    sweep: LocalFunction
     tracking: LocalFunction
     unsubscribe: LocalFunction
 
@@ -132,6 +133,7 @@ class Functions:
         return cls(
             ingest=fn("ingest", api_concurrency, 10.0),
             send=fn("send", 1, 60.0),
+            sweep=fn("sweep", 1, 60.0),
             tracking=fn("tracking", 1, 30.0),
             unsubscribe=fn("unsubscribe", api_concurrency, 10.0),
         )

@@ -2,7 +2,8 @@
 
 ``start_runtime`` does, in order: start moto; point boto3 at it; create the tables (from ``template.yaml``),
 the schedule group and SES; configure ``cartrecovery.wiring`` with the virtual clock and a session whose
-SES calls feed the outbox; load the four handlers; create the demo store. Nothing of this is deployed.
+SES calls feed the outbox; load the handlers (the scheduler runner also runs the sweep's); create the demo
+store. Nothing of this is deployed.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from cartrecovery.local.emulator import (
     Provisioned,
     isolate_aws_environment,
 )
-from cartrecovery.local.lambda_invoke import Functions, find_functions_dir
+from cartrecovery.local.lambda_invoke import ACCOUNT_ID, Functions, find_functions_dir
 from cartrecovery.local.outbox import Outbox
 from cartrecovery.local.scheduler_runner import RunResult, SchedulerRunner
 from cartrecovery.local.ses_events import Emission, SesEventEmitter
@@ -277,6 +278,7 @@ def _assemble(config: LocalConfig, base_url: str, emulator: Emulator, endpoint: 
         functions.send.invoke,
         send_function_arn=SEND_FUNCTION_ARN,
         after_invoke=lambda: runtime_ref[0].announce_sent() if runtime_ref else None,
+        sweep=lambda: functions.sweep.invoke(scheduled_event(clock.now())),
     )
     runtime = LocalRuntime(
         config=config,
@@ -296,12 +298,27 @@ def _assemble(config: LocalConfig, base_url: str, emulator: Emulator, endpoint: 
     return runtime
 
 
+def scheduled_event(now: datetime) -> dict[str, Any]:
+    """What an EventBridge rule on a rate schedule hands the sweep function."""
+    return {
+        "version": "0",
+        "id": f"local-sweep-{int(now.timestamp())}",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT_ID,
+        "time": isoformat(now),
+        "region": REGION,
+        "resources": [],
+        "detail": {},
+    }
+
+
 def _warm(svc: Any) -> None:
     """Build every client and adapter now, on one thread: boto3 sessions are not thread-safe when creating
     clients, and the first request should not pay for it."""
     for name in ("stores", "events", "carts", "contacts", "ledger", "schedules", "mailer", "renderer"):
         getattr(svc, name)
-    for name in ("ingest", "run_step", "track", "unsubscribe"):
+    for name in ("ingest", "run_step", "reconcile", "track", "unsubscribe"):
         getattr(svc, name)
 
 

@@ -12,6 +12,14 @@ advance sends step 1 at its hour, honours quiet hours and does not find step 1 "
 An invocation that raises is a function error: the schedule is kept and retried on the next run (the
 background thread runs every second), and after ``max_attempts`` failures it is deleted and kept as
 dead-lettered (in AWS: the DLQ), shown on the console.
+
+The reconciliation sweep (``sweep``, the sweep function's handler) runs as in AWS every five minutes of
+virtual time, at the ticks ``hh:00, hh:05, ...``, so a step whose schedule was lost (every invocation
+failed, a claim was left behind) is re-armed locally too. While ``advance`` jumps ahead, a tick at which the
+sweep cannot find anything is skipped rather than run (three days are 864 ticks): here schedules disappear
+only when they fire or are dead-lettered, and what such a firing leaves behind is overdue by the sweep's
+grace ``sweep_grace`` after it, so the first tick that late runs the sweep, exactly as the five-minute rate
+would have. A schedule deleted by hand in the emulator is noticed at the next tick of real time.
 """
 
 from __future__ import annotations
@@ -30,11 +38,14 @@ from zoneinfo import ZoneInfo
 
 from cartrecovery.clock import isoformat
 from cartrecovery.local.clock import VirtualClock, check_seconds
+from cartrecovery.usecases.reconcile import GRACE as SWEEP_GRACE
 
 log = logging.getLogger("cartrecovery.local")
 
 AT_EXPRESSION = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
 MAX_FIRINGS_PER_RUN = 100_000  # a guard against a handler that re-arms a due step forever
+SWEEP_EVERY = timedelta(minutes=5)  # the sweep function's rate in template.yaml
+_EPOCH = datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC"))
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,7 @@ class RunResult:
     fired: int = 0
     failed: int = 0
     firings: list[Firing] = field(default_factory=list)
+    swept: int = 0  # sweep runs
 
 
 def parse_at(expression: str, timezone: str | None) -> datetime | None:
@@ -98,6 +110,8 @@ class SchedulerRunner:
         send_function_arn: str,
         after_invoke: Callable[[], None] | None = None,
         max_attempts: int = 3,
+        sweep: Callable[[], Any] | None = None,
+        sweep_grace: timedelta = SWEEP_GRACE,
     ) -> None:
         self.client = client
         self.group = group
@@ -109,6 +123,12 @@ class SchedulerRunner:
         self.attempts: dict[str, int] = {}
         self.dead_letters: deque[Firing] = deque(maxlen=200)
         self.history: deque[Firing] = deque(maxlen=200)
+        self.sweep = sweep
+        self.sweep_grace = sweep_grace
+        self.sweeps: deque[dict[str, Any]] = deque(maxlen=50)  # recent sweep runs: time and result
+        self._next_sweep = tick_after(clock.now())
+        self._unswept: list[datetime] = []  # when firings deleted schedules, until a sweep has covered them
+        self._sweep_more = False  # the last sweep hit its limit: run the next tick whatever happens
         self._cache: dict[str, DueSchedule] = {}
         self._unsupported: set[str] = set()
         self._lock = threading.Lock()  # one run at a time
@@ -137,6 +157,9 @@ class SchedulerRunner:
         for _ in range(MAX_FIRINGS_PER_RUN):
             horizon = target if target is not None else self.clock.now()
             due = [s for s in self.pending() if s.due_at <= horizon and s.name not in tried]
+            if self._sweep_before(horizon, due[0].due_at if due else None, advancing=target is not None):
+                result.swept += 1
+                continue  # the sweep may have armed schedules: list them again
             if not due:
                 break
             schedule = due[0]
@@ -171,6 +194,8 @@ class SchedulerRunner:
         finally:
             self.after_invoke()
         self.history.append(firing)
+        if firing.error is None or attempt >= self.max_attempts:
+            self._unswept.append(firing.fired_at)
         if firing.error is None:
             self._delete(schedule.name)
             self.attempts.pop(schedule.name, None)
@@ -184,6 +209,39 @@ class SchedulerRunner:
         else:
             self.attempts[schedule.name] = attempt
         return firing
+
+    def _sweep_before(self, horizon: datetime, next_fire: datetime | None, *, advancing: bool) -> bool:
+        """Run the sweep at the next tick that comes before the next firing and within ``horizon``, if that
+        tick needs it; True if it ran. Ticks that need no sweep are passed over."""
+        if self.sweep is None:
+            return False
+        end = horizon if next_fire is None else min(horizon, next_fire - timedelta(microseconds=1))
+        if not advancing or self._sweep_more:
+            wanted: datetime | None = self._next_sweep
+        elif self._unswept:
+            wanted = max(self._next_sweep, tick_at_or_after(min(self._unswept) + self.sweep_grace))
+        else:
+            wanted = None
+        if wanted is None or wanted > end:
+            self._next_sweep = max(self._next_sweep, tick_after(end))
+            return False
+        if advancing:
+            self.clock.advance_to(wanted)
+        now = self.clock.now()
+        self._next_sweep = tick_after(max(wanted, now))
+        try:
+            outcome = self.sweep()
+        except Exception as exc:  # a function error: the next tick tries again
+            log.warning("sweep failed: %s: %s", type(exc).__name__, exc)
+            self.sweeps.append({"at": isoformat(now), "error": f"{type(exc).__name__}: {exc}"})
+            return True
+        outcome = outcome if isinstance(outcome, dict) else {}
+        self._unswept = [f for f in self._unswept if f + self.sweep_grace > now]
+        self._sweep_more = bool(outcome.get("more"))
+        self.sweeps.append({"at": isoformat(now), "result": outcome})
+        if outcome.get("rearmed") or outcome.get("cleared"):
+            log.info("sweep at %s: %s", isoformat(now), outcome)
+        return True
 
     def _delete(self, name: str) -> None:
         with contextlib.suppress(self.client.exceptions.ResourceNotFoundException):
@@ -261,6 +319,16 @@ class SchedulerRunner:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def tick_after(moment: datetime) -> datetime:
+    """The first sweep tick strictly after ``moment``."""
+    return _EPOCH + SWEEP_EVERY * ((moment - _EPOCH) // SWEEP_EVERY + 1)
+
+
+def tick_at_or_after(moment: datetime) -> datetime:
+    tick = tick_after(moment)
+    return tick - SWEEP_EVERY if tick - SWEEP_EVERY == moment else tick
 
 
 def _describe(payload: dict[str, Any]) -> str:

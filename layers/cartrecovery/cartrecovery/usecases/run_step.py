@@ -46,6 +46,7 @@ from cartrecovery.ports import (
     SendRejected,
     SendThrottled,
     StoreRepository,
+    TemplateOverrides,
 )
 from cartrecovery.tokens import UnsubscribeToken, issue
 from cartrecovery.usecases.ingest import contact_keys, schedule_payload
@@ -53,11 +54,14 @@ from cartrecovery.usecases.ingest import contact_keys, schedule_payload
 log = logging.getLogger(__name__)
 
 THROTTLE_BACKOFF = timedelta(minutes=5)
+# A claim this old has no send behind it any more (the send function times out after 30 s): the invocation
+# died between claiming and recording, so SES may or may not have the message.
+ABANDONED_CLAIM = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
 class StepOutcome:
-    action: str  # sent, skipped, deferred, rearmed, stopped, throttled, unknown, already_claimed, ignored
+    action: str  # sent, skipped, deferred, rearmed, stopped, throttled, unknown, already_claimed, already_done, ignored
     reason: str | None = None
     flow: str | None = None
     step: int | None = None
@@ -76,8 +80,10 @@ class RunDueStep:
         renderer: EmailRenderer,
         clock: Clock,
         public_base_url: str,
+        templates: TemplateOverrides | None = None,
     ) -> None:
         self.stores = stores
+        self.templates = templates  # a store's uploaded templates, laid over the renderer's
         self.carts = carts
         self.contacts = contacts
         self.schedules = schedules
@@ -98,6 +104,19 @@ class RunDueStep:
         flow = store.settings.flows.get(flow_name)
         if flow is None or not flow.enabled:
             return self._stop(cart, flow_name, None, "flow_disabled")
+        fired = payload.get("step")
+        if isinstance(fired, int) and step_key(flow_name, fired) in cart.steps:
+            record = cart.steps[step_key(flow_name, fired)]
+            if record.status == CLAIMED and self.clock.now() - record.at >= ABANDONED_CLAIM:
+                return self._abandoned(store, cart, flow, fired, record)
+            parked = cart.timer is not None and (cart.timer.flow, cart.timer.step) == (flow_name, fired)
+            if record.status == CLAIMED or not parked:
+                # Another delivery of a firing whose step already has its outcome, or is being sent right now
+                # (Scheduler and Lambda both retry): nothing to decide, and nothing to log on the cart, whose
+                # log would otherwise say why not.
+                return StepOutcome("already_done", None, flow_name, fired)
+            # The step has its outcome but the timer still waits on it: the invocation that recorded the
+            # outcome died before moving the timer on. Carry on from here, or the flow would stay parked.
         if not cart.is_open:
             return self._stop(cart, flow_name, None, f"cart_{cart.status}")
         return self._run(store, cart, flow)
@@ -159,9 +178,11 @@ class RunDueStep:
         hashed = email_hash(store.salt, cart.customer.email)
         token = issue(UnsubscribeToken(store.store_id, hashed, flow.name, step.step, variant, day), store.token_key)
         unsubscribe_url = f"{self.public_base_url}/u/{token}"
-        locale = choose_locale(cart.customer.locale, self.renderer.available_locales(), settings.locale)
+        overrides = self.templates.get_templates(store.store_id) if self.templates else None
+        renderer = self.renderer.with_overrides(overrides)
+        locale = choose_locale(cart.customer.locale, renderer.available_locales(), settings.locale)
         # Render before claiming: a template error must leave the step unclaimed and the failure visible.
-        rendered = self.renderer.render(
+        rendered = renderer.render(
             flow.name,
             step.step,
             locale,
@@ -170,6 +191,13 @@ class RunDueStep:
         key = step_key(flow.name, step.step)
         if not self.carts.claim_step(store.store_id, cart.cart_id, key, StepRecord(CLAIMED, now, variant, day=day)):
             return StepOutcome("already_claimed", None, flow.name, step.step)
+        # The claim found the cart still open; an unsubscribe or an order by the address may have landed while
+        # this step was being decided, so look at the address again now that the step is held.
+        blocked, _ = self._blocked(store, cart, step)
+        if blocked:
+            decision = Decision(now, "released", flow.name, step.step, blocked)
+            self.carts.release_step(store.store_id, cart.cart_id, key, decision)
+            return self._stop(cart, flow.name, step.step, blocked)
         email = OutgoingEmail(
             sender=sender_address(settings.sender_name, settings.sender_email),
             to=cart.customer.email,
@@ -247,6 +275,29 @@ class RunDueStep:
         record = StepRecord(SENT, now, variant, message_id=message_id, day=day)
         self._advance(store, cart, flow, step, now, (key, record), Decision(now, "sent", flow.name, step.step))
         return StepOutcome("sent", None, flow.name, step.step, message_id)
+
+    def _abandoned(self, store: Store, cart: CartState, flow: Flow, fired: int, claim: StepRecord) -> StepOutcome:
+        """The claim's send died before recording its outcome. Like any unknown outcome: mark it, alarm on it
+        (the handler counts ``unknown``), never send it again, and go on with the flow. Without this the
+        cart's timer would stay on the claimed step and every later firing of it would change nothing."""
+        now = self.clock.now()
+        record = dataclasses.replace(claim, status=UNKNOWN, at=now, reason="claim_abandoned")
+        decision = Decision(now, "unknown", flow.name, fired, "claim_abandoned")
+        if cart.is_open:  # _advance reads only the step's number
+            self._advance(
+                store,
+                cart,
+                flow,
+                flow.get(fired) or FlowStep(fired, 0),
+                now,
+                (step_key(flow.name, fired), record),
+                decision,
+            )
+        else:
+            self.carts.update_progress(
+                store.store_id, cart.cart_id, decision=decision, timer=None, step=(step_key(flow.name, fired), record)
+            )
+        return StepOutcome("unknown", "claim_abandoned", flow.name, fired)
 
     def _advance(
         self,

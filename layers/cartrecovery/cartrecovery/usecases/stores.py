@@ -79,7 +79,8 @@ def revoke_secrets(repo: StoreRepository, store_id: str, clock: Clock, *, kind: 
     store = _get(repo, store_id)
     now = clock.now()
     current = store.webhook_secrets if kind == "webhook" else store.shopify_secrets
-    newest = max(current, key=lambda s: s.created_at)
+    # Rotation appends, so on a tie of created_at (same second) the later entry is the newer one.
+    newest = max(reversed(current), key=lambda s: s.created_at)
     kept = (dataclasses.replace(newest, expires_at=None),)
     repo.save(dataclasses.replace(store, **{f"{kind}_secrets": kept}))
     return sum(1 for s in current if s is not newest and s.in_force(now))
