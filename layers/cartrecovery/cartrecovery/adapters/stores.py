@@ -1,4 +1,9 @@
-"""Stores in DynamoDB: settings as a map, secrets beside them (the table is encrypted at rest)."""
+"""Stores in DynamoDB: settings as a map, secrets beside them (the table is encrypted at rest).
+
+A store's uploaded email templates live in an item of their own, ``store_id = "<store>#templates"``, so the
+store item that ingest reads on every request stays small (a read costs by item size); only the send path,
+through its cache, and the operator CLI read the templates. Store ids cannot contain ``#``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ from typing import Any
 
 from cartrecovery.adapters.dynamo_codec import from_item, to_item
 from cartrecovery.domain.store import SecretEntry, Store, StoreSettings
-from cartrecovery.ports import AlreadyExists, StoreRepository
+from cartrecovery.ports import AlreadyExists, StoreRepository, TemplateOverrides
+
+TEMPLATES_SUFFIX = "#templates"
 
 
 class DynamoStoreRepository:
@@ -17,6 +24,8 @@ class DynamoStoreRepository:
         self.table = table
 
     def get(self, store_id: str) -> Store | None:
+        if "#" in store_id:  # ``<store>#templates`` and the like are not stores
+            return None
         item = self.client.get_item(TableName=self.table, Key={"store_id": {"S": store_id}})
         return decode_store(from_item(item["Item"])) if "Item" in item else None
 
@@ -38,16 +47,42 @@ class DynamoStoreRepository:
         kwargs: dict[str, Any] = {"TableName": self.table, "ProjectionExpression": "store_id"}
         while True:
             page = self.client.scan(**kwargs)
-            ids += [i["store_id"]["S"] for i in page.get("Items", [])]
+            ids += [i["store_id"]["S"] for i in page.get("Items", []) if "#" not in i["store_id"]["S"]]
             if "LastEvaluatedKey" not in page:
                 return sorted(ids)
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def get_templates(self, store_id: str) -> dict[str, str]:
+        key = {"store_id": {"S": store_id + TEMPLATES_SUFFIX}}
+        item = self.client.get_item(TableName=self.table, Key=key).get("Item")
+        if not item or "templates" not in item:
+            return {}
+        return {name: value["S"] for name, value in item["templates"]["M"].items()}
+
+    def save_templates(self, store_id: str, templates: dict[str, str], updated_at: str) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                "store_id": {"S": store_id + TEMPLATES_SUFFIX},
+                "templates": {"M": {name: {"S": source} for name, source in templates.items()}},
+                "updated_at": {"S": updated_at},
+            },
+        )
+
+    def delete_templates(self, store_id: str) -> bool:
+        answer = self.client.delete_item(
+            TableName=self.table, Key={"store_id": {"S": store_id + TEMPLATES_SUFFIX}}, ReturnValues="ALL_OLD"
+        )
+        return bool(answer.get("Attributes"))
 
 
 class CachedStoreRepository:
     """Reads a store at most once per ``ttl_seconds`` in a warm process, for functions that only read its
     settings (send): they change rarely, and the store would otherwise be read on every invocation. Not for
-    ingest, which checks secrets and must see a revocation at once. Misses are not cached."""
+    ingest, which checks secrets and must see a revocation at once. Misses are not cached.
+
+    The store's uploaded templates are cached the same way (including "none uploaded"), so a new upload
+    reaches a warm send function within ``ttl_seconds``."""
 
     def __init__(
         self, inner: StoreRepository, ttl_seconds: float, monotonic: Callable[[], float] = time.monotonic
@@ -56,6 +91,7 @@ class CachedStoreRepository:
         self.ttl_seconds = ttl_seconds
         self._monotonic = monotonic
         self._cache: dict[str, tuple[float, Store]] = {}
+        self._templates: dict[str, tuple[float, dict[str, str]]] = {}
 
     def get(self, store_id: str) -> Store | None:
         cached = self._cache.get(store_id)
@@ -78,6 +114,27 @@ class CachedStoreRepository:
 
     def list_ids(self) -> list[str]:
         return self.inner.list_ids()
+
+    def get_templates(self, store_id: str) -> dict[str, str]:
+        cached = self._templates.get(store_id)
+        if cached is not None and self._monotonic() - cached[0] < self.ttl_seconds:
+            return cached[1]
+        templates = self._overrides().get_templates(store_id)
+        self._templates[store_id] = (self._monotonic(), templates)
+        return templates
+
+    def save_templates(self, store_id: str, templates: dict[str, str], updated_at: str) -> None:
+        self._templates.pop(store_id, None)
+        self._overrides().save_templates(store_id, templates, updated_at)
+
+    def delete_templates(self, store_id: str) -> bool:
+        self._templates.pop(store_id, None)
+        return self._overrides().delete_templates(store_id)
+
+    def _overrides(self) -> TemplateOverrides:
+        if not isinstance(self.inner, TemplateOverrides):
+            raise TypeError(f"{type(self.inner).__name__} keeps no templates")
+        return self.inner
 
 
 def encode_store(store: Store) -> dict[str, Any]:

@@ -6,6 +6,8 @@ cartrecovery [--local | --stack NAME] store rotate-secret --id shop1 [--shopify]
 cartrecovery [--local | --stack NAME] store revoke-secret --id shop1 [--shopify]
 cartrecovery [--local | --stack NAME] report --store shop1 [--from 2026-12-01] [--to 2026-12-31] [--json]
 cartrecovery [--local | --stack NAME] explain --store shop1 --cart c-789
+cartrecovery [--local | --stack NAME] templates upload|show|reset --store shop1 [DIR]   (see cli/templates.py)
+cartrecovery [--local | --stack NAME] preview --store shop1 --step 1 [--locale ja] [--out DIR]
 cartrecovery send-event --example cart --email taro@example.jp      (signs and posts to the local stack)
 """
 
@@ -21,6 +23,7 @@ from typing import Any
 
 from cartrecovery.cli.config import local_runtime, resolve_settings
 from cartrecovery.cli.send_event import add_send_event_parser
+from cartrecovery.cli.templates import add_template_parsers
 from cartrecovery.clock import SystemClock, isoformat
 from cartrecovery.ports import AlreadyExists
 from cartrecovery.usecases.erase import erase_shopper
@@ -169,6 +172,11 @@ def _local_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _now(args: argparse.Namespace) -> datetime:
+    """Business time: the local stack's virtual clock with --local, else the wall clock."""
+    return _local_now() if args.local else datetime.now(UTC)
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     cart = _services(args).carts.get(args.store, args.cart)
     if cart is None:
@@ -274,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--email", required=True)
     erase.set_defaults(func=cmd_erase)
 
+    add_template_parsers(commands, _services, _now)
     add_send_event_parser(commands)
     return parser
 

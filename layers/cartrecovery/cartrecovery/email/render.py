@@ -6,14 +6,18 @@ Unknown variables raise (``StrictUndefined``), so a typo or a missing context ke
 anything is claimed or sent, rather than mailing a blank.
 
 Store-supplied sources (``overrides``) run in Jinja's sandbox, like the shipped ones, so a template cannot
-reach Python internals.
+reach Python internals. A ``TemplateError`` names the template and line where rendering failed (``template``,
+``line``), so a broken upload can be pointed at exactly.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
-from collections.abc import Mapping
+import threading
+import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +34,8 @@ TEMPLATES_DIR_ENV = "CARTRECOVERY_TEMPLATES_DIR"
 FALLBACK_LOCALES = ("ja", "en")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+# Renderers kept by ``with_overrides`` (one per store with uploaded templates, in a warm process).
+MAX_DERIVED_RENDERERS = 64
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,33 @@ class RenderedEmail:
 
 
 class TemplateError(Exception):
-    """A template is missing, does not compile, fails to render, or uses an undefined variable."""
+    """A template is missing, does not compile, fails to render, or uses an undefined variable.
+
+    ``template`` and ``line`` say where (the innermost template being rendered), when that is known."""
+
+    def __init__(self, message: str, template: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.template = template
+        self.line = line
+
+
+class _OverrideLoader(jinja2.BaseLoader):
+    """Templates from a mapping, each carrying its own name as file name, so errors and tracebacks can say
+    which override failed (Jinja's ``DictLoader`` calls them all ``<template>``)."""
+
+    def __init__(self, mapping: Mapping[str, str]) -> None:
+        self.mapping = mapping
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        if template not in self.mapping:
+            raise jinja2.TemplateNotFound(template)
+        source = self.mapping[template]
+        return source, template, lambda: self.mapping.get(template) == source
+
+    def list_templates(self) -> list[str]:
+        return sorted(self.mapping)
 
 
 def default_templates_dir() -> Path:
@@ -74,7 +106,7 @@ class EmailRenderer:
         self.templates_dir = templates_dir if templates_dir is not None else default_templates_dir()
         self._overrides = {name.replace(os.sep, "/").lstrip("/"): source for name, source in (overrides or {}).items()}
         loader = jinja2.ChoiceLoader(
-            [jinja2.DictLoader(self._overrides), jinja2.FileSystemLoader(self.templates_dir, encoding="utf-8")]
+            [_OverrideLoader(self._overrides), jinja2.FileSystemLoader(self.templates_dir, encoding="utf-8")]
         )
         self._env = ImmutableSandboxedEnvironment(
             loader=loader,
@@ -90,6 +122,29 @@ class EmailRenderer:
         self._env.filters["money"] = _money_filter
         self._locales = self._find_locales()
         self._exists_cache: dict[str, bool] = {}
+        self._derived: dict[str, EmailRenderer] = {}
+        self._derived_lock = threading.Lock()
+
+    def with_overrides(self, overrides: Mapping[str, str] | None) -> EmailRenderer:
+        """This renderer with ``overrides`` on top (a store's uploaded templates); ``self`` when there are none.
+
+        Renderers are kept per distinct set of overrides, so a warm process compiles a store's templates once
+        and picks up a new upload (a different set) at once."""
+        if not overrides:
+            return self
+        digest = hashlib.sha256()
+        for name in sorted(overrides):
+            digest.update(f"{len(name)}:{name}{len(overrides[name])}:".encode())
+            digest.update(overrides[name].encode("utf-8", "surrogatepass"))
+        key = digest.hexdigest()
+        with self._derived_lock:  # the local stack sends from several threads through one renderer
+            derived = self._derived.get(key)
+            if derived is None:
+                derived = EmailRenderer(self.templates_dir, {**self._overrides, **overrides})
+                while len(self._derived) >= MAX_DERIVED_RENDERERS:
+                    self._derived.pop(next(iter(self._derived)))
+                self._derived[key] = derived
+            return derived
 
     def available_locales(self) -> list[str]:
         """Locales that have a template folder (or overrides), sorted."""
@@ -112,15 +167,46 @@ class EmailRenderer:
             text=_tidy_text(self._render(f"{base}.txt.j2", context)),
         )
 
+    def compile(self, name: str) -> None:
+        """Compile one template without rendering it: raises ``TemplateError`` (with its line) on a syntax
+        error, so a partial that no step uses yet is checked too."""
+        try:
+            self._env.get_template(name)
+        except Exception as exc:
+            raise self._error(exc, name) from exc
+
     def _render(self, name: str, context: Mapping[str, Any]) -> str:
         try:
             return self._env.get_template(name).render(context)
-        except jinja2.TemplateNotFound as exc:
-            raise TemplateError(f"template not found: {exc.name} (needed by {name})") from exc
-        except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"{exc.name or name}:{exc.lineno}: {exc.message}") from exc
-        except Exception as exc:  # UndefinedError, SecurityError, or a filter's error: all mean "cannot send"
-            raise TemplateError(f"{name}: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # UndefinedError, SecurityError, a missing include, a filter's error
+            raise self._error(exc, name) from exc
+
+    def _error(self, exc: Exception, name: str) -> TemplateError:
+        if isinstance(exc, jinja2.TemplateSyntaxError):
+            broken = exc.name or name
+            return TemplateError(f"{broken}:{exc.lineno}: {exc.message}", broken, exc.lineno)
+        where, line = self._failed_at(exc)
+        at = f"{where}:{line}" if where and line else name
+        via = f" (rendering {name})" if where and where != name else ""
+        if isinstance(exc, jinja2.TemplateNotFound):
+            message = f"{at}: template not found: {exc.name}{via}"
+        else:
+            message = f"{at}: {type(exc).__name__}: {exc}{via}"
+        return TemplateError(message, where or name, line)
+
+    def _failed_at(self, exc: BaseException) -> tuple[str | None, int | None]:
+        """The innermost template frame of ``exc``'s traceback: (template name, line), or (None, None)."""
+        root = str(self.templates_dir.resolve())
+        found: tuple[str | None, int | None] = (None, None)
+        for frame, lineno in traceback.walk_tb(exc.__traceback__):
+            filename = frame.f_code.co_filename
+            if filename in self._overrides:
+                found = (filename, lineno)
+            elif filename.endswith(".j2"):
+                path = Path(filename).resolve()
+                if str(path).startswith(root + os.sep):
+                    found = (path.relative_to(root).as_posix(), lineno)
+        return found
 
     def _resolve_locale(self, flow: str, step: int, locale: str) -> str:
         if not _PATH_SEGMENT.fullmatch(flow):

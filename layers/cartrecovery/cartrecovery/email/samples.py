@@ -1,10 +1,13 @@
-"""Realistic template contexts for tests, previews and benchmarks, shaped exactly like ``build_context``'s."""
+"""Realistic template contexts for tests, previews, upload checks and benchmarks, shaped exactly like
+``build_context``'s; and a sample cart to build a store's own preview context from."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
+from cartrecovery.domain.cart import CartState
+from cartrecovery.domain.events import Customer, Item
 from cartrecovery.email.money import format_money
 
 # (sku, name, variant, unit price, out of stock)
@@ -152,3 +155,52 @@ def sample_context(flow: str, step: int, locale: str, *, items: int = 3) -> dict
         "flow": flow,
         "step": step,
     }
+
+
+def sparse_context(flow: str, step: int, locale: str) -> dict[str, Any]:
+    """``sample_context`` with every optional value left out, as a store without a home page, help pages,
+    coupon or recommendations and an anonymous shopper's cart without images produce it."""
+    context = sample_context(flow, step, locale)
+    context["shop"]["url"] = None
+    context["customer"] = {"name": None}
+    context["cart"]["recovery_url"] = None
+    for item in context["cart"]["items"]:
+        item["image_url"] = None
+        item["variant"] = None
+    context["coupon"] = None
+    context["recommendations"] = []
+    context["help"] = dict.fromkeys(context["help"])
+    return context
+
+
+def sample_cart(store_id: str, locale: str, *, items: int = 3) -> CartState:
+    """A stored cart with the sample products of ``locale`` (JPY for ``ja``, USD otherwise), for previews
+    that build the context from a store's real settings (``build_context``)."""
+    lang = "ja" if locale.lower().startswith("ja") else "en"
+    base = _SHOPS[lang]["shop"]["url"]
+    products = _PRODUCTS[lang]
+    cart_items = []
+    for index in range(items):
+        sku, name, variant, price, out_of_stock = products[index % len(products)]
+        if index >= len(products):
+            sku = f"{sku}-{index // len(products) + 1}"
+        cart_items.append(
+            Item(
+                sku=sku,
+                name=name,
+                url=f"{base}/products/{sku.lower()}",
+                unit_price=Decimal(price),
+                quantity=2 if index == 0 else 1,
+                image_url=f"{base}/images/{sku.lower()}.jpg",
+                variant=variant,
+                in_stock=not out_of_stock,
+            )
+        )
+    return CartState(
+        store_id=store_id,
+        cart_id="SAMPLE-CART",
+        currency=_SHOPS[lang]["shop"]["currency"],
+        items=tuple(cart_items),
+        recovery_url=f"{base}/cart/restore?t=SAMPLE-CART&utm_source=cartrecovery&utm_medium=email",
+        customer=Customer(name=_SHOPS[lang]["customer_name"], locale=lang),
+    )

@@ -1,4 +1,5 @@
-"""The console page (``GET /_local/``): clock controls, report, outbox, and each cart's decision log.
+"""The console page (``GET /_local/``): clock controls, report, email previews, outbox, and each cart's decision
+log.
 
 Rendered with Jinja2 and autoescaping (subjects, names and reasons come from stores and shoppers). Buttons
 call the same ``/_local/`` JSON routes a script would, then reload the page.
@@ -9,11 +10,13 @@ from __future__ import annotations
 import functools
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import jinja2
 
 from cartrecovery.clock import isoformat
+from cartrecovery.email.overrides import flow_steps
 from cartrecovery.local.demo import DEMO_STORE_ID
 from cartrecovery.local.runtime import LocalRuntime
 from cartrecovery.usecases.report import COLUMNS, build_report
@@ -53,6 +56,17 @@ PAGE = """<!doctype html>
  <tr><th colspan="3">total</th>{% for c in columns %}<th class="num">{{ report.totals[c] }}</th>{% endfor %}</tr>
 </table>
 <p class="muted">{{ report["from"] }} to {{ report["to"] }}</p>
+
+<h2>Email preview</h2>
+<p>Each step for a sample cart, with this store's settings and
+ {% if uploaded %}its {{ uploaded }} uploaded template(s){% else %}the shipped templates{% endif %}:</p>
+<ul id="previews">
+ {% for p in previews %}<li>{{ p.flow }} step {{ p.step }}:
+ {% for locale in p.locales %}<a href="{{ p.url }}&amp;locale={{ locale|urlencode }}" target="_blank"
+ rel="noopener">{{ locale }}</a> (<a href="{{ p.url }}&amp;locale={{ locale|urlencode }}&amp;part=text"
+ target="_blank" rel="noopener">text</a>){% if not loop.last %} &middot; {% endif %}{% endfor %}</li>
+ {% else %}<li class="muted">no flow steps</li>{% endfor %}
+</ul>
 
 <h2>Outbox ({{ outbox_total }})</h2>
 <table>
@@ -160,8 +174,22 @@ def render_console(runtime: LocalRuntime, store_id: str = DEMO_STORE_ID) -> str:
         }
         for s in runner.pending()
     ]
+    overrides = svc.stores.get_templates(store_id) if store else {}
+    renderer = svc.renderer.with_overrides(overrides)
+    previews = [
+        {
+            "flow": flow,
+            "step": step,
+            "url": "/_local/preview?" + urlencode({"store": store_id, "flow": flow, "step": step}),
+            "locales": renderer.available_locales(),
+        }
+        for flow, step in flow_steps(renderer.templates_dir, overrides)
+        if store and flow in store.settings.flows
+    ]
     data: dict[str, Any] = {
         "store_id": store_id,
+        "previews": previews,
+        "uploaded": len(overrides),
         "store_name": store.settings.name if store else store_id,
         "now": isoformat(runtime.clock.now()),
         "base_url": runtime.base_url,

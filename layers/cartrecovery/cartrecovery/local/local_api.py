@@ -20,6 +20,11 @@ Extensions (local only):
 | ``GET /_local/carts?store=demo`` | ``{"carts": [...]}``: each cart's status, timer, steps and decision log |
 | ``GET /_local/outbox/{message_id}.html`` | a sent email's HTML body, as a page (scripts blocked) |
 | ``GET /_local/schedules`` | ``{"schedules", "dead_letters", "recent"}``: armed steps, failed ones, firings |
+| ``GET /_local/preview?store=demo&step=N[&locale=ja&flow=...&part=html]`` | a step for a sample cart (below) |
+
+The preview renders a step as a send would, with the store's settings and uploaded templates, for a sample
+cart and shopper: ``part=html`` (default) as a page (scripts blocked), ``part=text`` or ``part=subject`` as
+plain text; a template error is a 422 problem naming file and line.
 
 The carts view masks the shopper's address and shows the store's salted hash of it instead.
 ``POST /_local/clock/advance`` also answers ``sent`` (emails sent meanwhile) and ``failed`` (send invocations
@@ -47,6 +52,8 @@ from cartrecovery.local.ses_events import KINDS
 
 REPORT_DAYS_BACK = 400
 REPORT_DAYS_AHEAD = 30
+PREVIEW_PARTS = ("html", "text", "subject")
+TEXT = "text/plain; charset=utf-8"
 EMAIL_PAGE_CSP = "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; sandbox allow-popups"
 
 Handler = Callable[[Request, dict[str, str]], Reply]
@@ -67,6 +74,7 @@ class LocalApi:
             ("GET", re.compile(r"^/_local/report$"), self.report),
             ("GET", re.compile(r"^/_local/carts$"), self.carts),
             ("GET", re.compile(r"^/_local/schedules$"), self.schedules),
+            ("GET", re.compile(r"^/_local/preview$"), self.preview),
         ]
 
     def handles(self, path: str) -> bool:
@@ -198,6 +206,45 @@ class LocalApi:
                 "recent": [f.to_json() for f in list(runner.history)[-50:]],
             },
         )
+
+    def preview(self, request: Request, params: dict[str, str]) -> Reply:
+        from cartrecovery.domain.store import CART_RECOVERY
+        from cartrecovery.email.overrides import flow_steps
+        from cartrecovery.email.render import TemplateError
+        from cartrecovery.usecases.templates import preview_email
+
+        svc = self.runtime.services()
+        store_id = request.query_param("store") or "demo"
+        store = svc.stores.get(store_id)
+        if store is None:
+            return problem_reply(404, "Not Found", f"no store {store_id!r}")
+        step_text = request.query_param("step") or "1"
+        flow = request.query_param("flow") or CART_RECOVERY
+        part = request.query_param("part") or "html"
+        if part not in PREVIEW_PARTS:
+            return problem_reply(400, "Bad Request", f"part must be one of {', '.join(PREVIEW_PARTS)}")
+        if not re.fullmatch(r"[1-9][0-9]{0,2}", step_text):
+            return problem_reply(400, "Bad Request", "step must be a step number, e.g. step=1")
+        overrides = svc.stores.get_templates(store_id)
+        if (flow, int(step_text)) not in flow_steps(svc.renderer.templates_dir, overrides):
+            return problem_reply(404, "Not Found", f"no templates for flow {flow!r} step {step_text}")
+        try:
+            preview = preview_email(
+                store,
+                overrides,
+                int(step_text),
+                flow=flow,
+                locale=request.query_param("locale"),
+                now=self.runtime.clock.now(),
+                public_base_url=self.runtime.base_url,
+                renderer=svc.renderer,
+            )
+        except TemplateError as exc:
+            return problem_reply(422, "Template Error", str(exc))
+        if part == "html":
+            return html_reply(200, preview.email.html, {"Content-Security-Policy": EMAIL_PAGE_CSP})
+        text = preview.email.text if part == "text" else preview.email.subject + "\n"
+        return Reply(200, text.encode("utf-8"), {"Content-Type": TEXT, "Cache-Control": "no-store"})
 
     def console(self, request: Request, params: dict[str, str]) -> Reply:
         from cartrecovery.local.console import render_console

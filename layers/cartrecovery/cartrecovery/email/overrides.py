@@ -1,0 +1,162 @@
+"""A store's own email templates ("overrides"): read from a folder laid out like ``templates/`` and checked
+before they are stored.
+
+A folder holds ``<locale>/<flow>/step<N>.{subject,html,txt}.j2`` and shared partials ``<locale>/_<name>.j2``;
+each file replaces the shipped file of the same name for that store, and everything else keeps coming from
+the shipped templates. ``check_overrides`` renders every step of every flow in every locale the folder
+touches, with the overrides applied, against the sample data (a full context and one with every optional
+value missing), so an undefined variable or a syntax error is reported with its file and line before a
+single shopper could be affected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cartrecovery.email.render import EmailRenderer, TemplateError
+from cartrecovery.email.samples import sample_context, sparse_context
+
+# DynamoDB items are at most 400 KB; the overrides share one item with its key and timestamp.
+MAX_OVERRIDE_BYTES = 350 * 1024
+_SEGMENT = r"[A-Za-z0-9][A-Za-z0-9_-]*"
+TEMPLATE_NAME = re.compile(
+    rf"^(?P<locale>{_SEGMENT})/(?:(?P<flow>{_SEGMENT})/step(?P<step>[1-9][0-9]{{0,2}})\.(?:subject|html|txt)"
+    rf"|_[A-Za-z0-9][A-Za-z0-9_.-]*)\.j2$"
+)
+_STEP_SUBJECT = re.compile(rf"^(?P<locale>{_SEGMENT})/(?P<flow>{_SEGMENT})/step(?P<step>[1-9][0-9]*)\.subject\.j2$")
+SPARSE_HINT = (
+    "no customer name, shop URL, cart link, images, variants, coupon, recommendations or help links; "
+    "wrap optional values in {% if ... %}"
+)
+LAYOUT_HINT = "<locale>/<flow>/step<N>.subject.j2, .html.j2, .txt.j2 or <locale>/_<partial>.j2"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong, and where: ``file`` is a template name (``ja/cart_recovery/step1.html.j2``)."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}" if where else self.message
+
+
+class InvalidOverrides(Exception):
+    """The templates cannot be used; ``problems`` lists each with its file and line."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def read_overrides(directory: Path) -> dict[str, str]:
+    """Every template under ``directory`` by name (``ja/cart_recovery/step1.html.j2``); hidden files are
+    ignored. Raises ``InvalidOverrides`` for a file that is not a template name or not UTF-8, or an empty folder."""
+    if not directory.is_dir():
+        raise InvalidOverrides([Problem(str(directory), None, "not a folder")])
+    templates: dict[str, str] = {}
+    problems: list[Problem] = []
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+            continue
+        name = relative.as_posix()
+        if not TEMPLATE_NAME.match(name):
+            problems.append(Problem(name, None, f"not a template name; expected {LAYOUT_HINT}"))
+            continue
+        try:
+            templates[name] = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(name, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
+    if not templates and not problems:
+        problems.append(Problem(str(directory), None, f"no templates found; expected {LAYOUT_HINT}"))
+    if problems:
+        raise InvalidOverrides(problems)
+    return templates
+
+
+def override_bytes(overrides: Mapping[str, str]) -> int:
+    """What the overrides take in the store's item: names and sources, UTF-8."""
+    return sum(len(name.encode("utf-8")) + len(source.encode("utf-8")) for name, source in overrides.items())
+
+
+def flow_steps(templates_dir: Path, names: Iterable[str] = ()) -> list[tuple[str, int]]:
+    """Every (flow, step) that has a subject template in any locale, shipped or in ``names``."""
+    found = {m["flow"] + "/" + m["step"] for name in names if (m := _STEP_SUBJECT.match(name))}
+    if templates_dir.is_dir():
+        for path in templates_dir.glob("*/*/step*.subject.j2"):
+            match = _STEP_SUBJECT.match(path.relative_to(templates_dir).as_posix())
+            if match:
+                found.add(match["flow"] + "/" + match["step"])
+    pairs = [(key.split("/")[0], int(key.split("/")[1])) for key in found]
+    return sorted(pairs)
+
+
+def check_overrides(overrides: Mapping[str, str], templates_dir: Path | None = None) -> list[Problem]:
+    """Every problem that stops these overrides from being used; empty when they are fine.
+
+    Checks names and total size, compiles every file, then renders every step of every flow in every locale
+    the overrides touch (with locale fallback, as a send would) against a full and a sparse sample context."""
+    problems = [
+        Problem(name, None, f"not a template name; expected {LAYOUT_HINT}")
+        for name in overrides
+        if not TEMPLATE_NAME.match(name)
+    ]
+    size = override_bytes(overrides)
+    if size > MAX_OVERRIDE_BYTES:
+        problems.append(
+            Problem(
+                "",
+                None,
+                f"the templates take {size:,} bytes; a store's templates may take at most {MAX_OVERRIDE_BYTES:,} "
+                "bytes in all (they are kept in one DynamoDB item, at most 400 KB): leave out the files you "
+                "did not change",
+            )
+        )
+    if problems:
+        return problems
+    renderer = EmailRenderer(templates_dir, overrides)
+    seen: set[str] = set()
+
+    def note(error: TemplateError, sparse: bool = False) -> None:
+        message = _message(error)
+        if sparse:
+            message += f" (with optional values empty: {SPARSE_HINT})"
+        if error.template and error.template not in overrides:
+            message += " [in a shipped template, used with your files: check what your files define or pass]"
+        problem = Problem(error.template or "", error.line, message)
+        if str(problem) not in seen:
+            seen.add(str(problem))
+            problems.append(problem)
+
+    for name in sorted(overrides):
+        try:
+            renderer.compile(name)
+        except TemplateError as error:
+            note(error)
+    locales = sorted({name.split("/", 1)[0] for name in overrides})
+    for locale in locales:
+        for flow, step in flow_steps(renderer.templates_dir, overrides):
+            try:
+                renderer.render(flow, step, locale, sample_context(flow, step, locale))
+            except TemplateError as error:
+                note(error)
+                continue
+            try:
+                renderer.render(flow, step, locale, sparse_context(flow, step, locale))
+            except TemplateError as error:
+                note(error, sparse=True)
+    return problems
+
+
+def _message(error: TemplateError) -> str:
+    """The error without the ``file:line:`` prefix the renderer puts in front (``Problem`` adds it back)."""
+    text = str(error)
+    prefix = f"{error.template}:{error.line}: " if error.line else f"{error.template}: "
+    return text.removeprefix(prefix)

@@ -1,0 +1,116 @@
+"""A store's own email templates: upload (checked first, all or nothing), show, reset; and previews.
+
+An upload replaces the store's whole set of overrides with the folder's files; what the folder does not
+contain comes from the shipped templates. Nothing is stored unless every step of every flow in every
+locale the folder touches renders with the sample data (``email/overrides.py``).
+
+A preview renders one step the way a send would (the store's settings and overrides, the shopper's locale
+with the same fallback) for a sample cart and shopper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cartrecovery.clock import Clock, isoformat
+from cartrecovery.domain.store import CART_RECOVERY, Store, StoreSettings
+from cartrecovery.email.context import build_context, choose_locale
+from cartrecovery.email.overrides import (
+    TEMPLATE_NAME,
+    InvalidOverrides,
+    check_overrides,
+    override_bytes,
+)
+from cartrecovery.email.render import EmailRenderer, RenderedEmail
+from cartrecovery.email.samples import sample_cart, sample_context
+from cartrecovery.ports import StoreRepository, TemplateOverrides
+
+PREVIEW_UNSUBSCRIBE_PATH = "/u/PREVIEW"  # stands in for a shopper's signed unsubscribe link
+
+
+class UnknownStore(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    names: list[str]
+    size: int  # bytes stored
+    warnings: list[str]  # files stored that no send uses (a flow or step the store does not have)
+
+
+@dataclass(frozen=True)
+class Preview:
+    flow: str
+    step: int
+    locale: str  # the templates' locale actually used (after fallback)
+    email: RenderedEmail
+
+
+def upload_templates(
+    stores: StoreRepository,
+    templates: TemplateOverrides,
+    store_id: str,
+    overrides: Mapping[str, str],
+    clock: Clock,
+    templates_dir: Path | None = None,
+) -> Uploaded:
+    """Check ``overrides`` and, when every render passes, make them the store's templates.
+
+    Raises ``UnknownStore``, or ``InvalidOverrides`` (each problem with file and line) with nothing stored."""
+    store = stores.get(store_id)
+    if store is None:
+        raise UnknownStore(store_id)
+    problems = check_overrides(overrides, templates_dir)
+    if problems:
+        raise InvalidOverrides(problems)
+    templates.save_templates(store_id, dict(overrides), isoformat(clock.now()))
+    return Uploaded(sorted(overrides), override_bytes(overrides), unused_files(overrides, store.settings))
+
+
+def unused_files(overrides: Mapping[str, str], settings: StoreSettings) -> list[str]:
+    """A warning for each step file of a flow or step the store does not send (often a typo in the folder)."""
+    warnings = []
+    for name in sorted(overrides):
+        match = TEMPLATE_NAME.match(name)
+        if not match or not match["flow"]:
+            continue
+        flow = settings.flows.get(match["flow"])
+        if flow is None:
+            known = ", ".join(sorted(settings.flows)) or "none"
+            warnings.append(f"{name}: the store has no flow {match['flow']!r} (its flows: {known}); not used")
+        elif flow.get(int(match["step"])) is None:
+            steps = ", ".join(str(s.step) for s in flow.steps)
+            warnings.append(f"{name}: flow {flow.name!r} has no step {match['step']} (its steps: {steps}); not used")
+    return warnings
+
+
+def preview_email(
+    store: Store | None,
+    overrides: Mapping[str, str] | None,
+    step: int,
+    *,
+    flow: str = CART_RECOVERY,
+    locale: str | None = None,
+    now: datetime,
+    public_base_url: str,
+    renderer: EmailRenderer | None = None,
+) -> Preview:
+    """``flow`` step ``step`` as a shopper with ``locale`` (default: the store's) would get it, for a sample
+    cart. With ``store``, its settings (name, legal items, coupon, recommendations, help links) fill the
+    context as on a send; without, the sample shop does. Raises ``TemplateError``."""
+    renderer = (renderer or EmailRenderer()).with_overrides(overrides)
+    unsubscribe_url = public_base_url.rstrip("/") + PREVIEW_UNSUBSCRIBE_PATH
+    if store is None:
+        chosen = choose_locale(locale, renderer.available_locales(), "ja")
+        context = sample_context(flow, step, chosen)
+        context["unsubscribe_url"] = unsubscribe_url
+    else:
+        settings = store.settings
+        chosen = choose_locale(locale or settings.locale, renderer.available_locales(), settings.locale)
+        cart = sample_cart(store.store_id, chosen)
+        context = build_context(settings, cart, flow, step, chosen, unsubscribe_url, now)
+    return Preview(flow, step, chosen, renderer.render(flow, step, chosen, context))

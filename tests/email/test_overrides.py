@@ -1,0 +1,235 @@
+"""A store's own templates through the operator CLI: upload (checked, all or nothing), show, reset, preview.
+
+The CLI runs in-process against moto's DynamoDB; what it stored is read back through the repository the
+send function uses (and its warm cache)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cartrecovery.adapters.stores import CachedStoreRepository, DynamoStoreRepository
+from cartrecovery.cli import main as cli_main
+from cartrecovery.domain.store import Store
+from cartrecovery.email.overrides import MAX_OVERRIDE_BYTES
+from cartrecovery.email.render import EmailRenderer
+from cartrecovery.email.samples import sample_context
+from cartrecovery.wiring import Services
+
+SUBJECT = "ja/cart_recovery/step1.subject.j2"
+STEP1_HTML = "ja/cart_recovery/step1.html.j2"
+GOOD = {
+    SUBJECT: "【{{ shop.name }}】お忘れものはありませんか？\n",
+    STEP1_HTML: (
+        '{% extends "ja/_layout.html.j2" %}\n'
+        '{% from "ja/_macros.html.j2" import cart_items, cart_button %}\n'
+        "{% block content %}\n"
+        '<p class="season">冬の新茶、入荷しました。</p>\n'
+        "{{ cart_items(cart) }}\n"
+        "{{ cart_button(cart, shop) }}\n"
+        "{% endblock %}\n"
+    ),
+}
+
+
+def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _cli_uses_the_test_services(svc: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI resolves its deployment from the environment (the test tables); reuse the test's boto3 session
+    instead of building a new one per command, which costs most of a command's time."""
+    monkeypatch.setattr(cli_main, "_services", lambda args: Services(svc.settings, svc.clock, svc._session))
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli_main.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_valid_upload_is_stored_and_the_send_path_renders_with_it(
+    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_tree(tmp_path / "mine", {**GOOD, ".DS_Store": b"\x00\x01"})
+
+    code, out, err = cli(capsys, "templates", "upload", "--store", store.store_id, str(folder))
+
+    assert code == 0, err
+    assert "stored 2 template(s)" in out and SUBJECT in out and STEP1_HTML in out
+    stored = DynamoStoreRepository(svc.dynamodb, svc.settings.stores_table).get_templates(store.store_id)
+    assert stored == GOOD  # exactly the two files (hidden files are not templates)
+
+    # What a send renders: the store's overrides over the shipped set, through the renderer the send path uses.
+    renderer = svc.renderer.with_overrides(svc.stores.get_templates(store.store_id))
+    email = renderer.render("cart_recovery", 1, "ja", sample_context("cart_recovery", 1, "ja"))
+    assert email.subject == "【ことのは商店】お忘れものはありませんか？"
+    assert '<p class="season">冬の新茶、入荷しました。</p>' in email.html
+    assert "配信停止" in email.html  # the shipped layout and footer still wrap it
+    shipped = EmailRenderer().render("cart_recovery", 1, "ja", sample_context("cart_recovery", 1, "ja"))
+    assert email.text == shipped.text  # not overridden: the packaged default
+    assert renderer.render("cart_recovery", 2, "ja", sample_context("cart_recovery", 2, "ja")).subject == (
+        shipped_subject(2)
+    )
+    # The store item itself stays as it was (ingest reads it on every request: the templates live apart).
+    assert svc.stores.get(store.store_id) == store
+    assert svc.stores.list_ids() == [store.store_id]
+    assert svc.stores.get(store.store_id + "#templates") is None  # the templates' item is never a store
+
+
+def shipped_subject(step: int) -> str:
+    return EmailRenderer().render("cart_recovery", step, "ja", sample_context("cart_recovery", step, "ja")).subject
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (  # an undefined variable in a step
+            {STEP1_HTML: GOOD[STEP1_HTML].replace("冬の新茶", "{{ customer.first_name }}さま、冬の新茶")},
+            [f"{STEP1_HTML}:4: UndefinedError", "first_name"],
+        ),
+        (  # a syntax error in a partial that the shipped steps include
+            {"en/_footer.txt.j2": "Thanks!\n{% if legal.address %}\n{{ legal.address }}\n"},
+            ["en/_footer.txt.j2:3:", "Unexpected end of template"],
+        ),
+        (  # fine with the full sample, but breaks a shop without a coupon
+            {"ja/cart_recovery/step2.subject.j2": "【{{ shop.name }}】クーポン {{ coupon.code }}"},
+            ["ja/cart_recovery/step2.subject.j2:1: UndefinedError", "optional values empty"],
+        ),
+        (  # a file in the wrong place
+            {"ja/cart_recovery/step1.html": "<p>hi</p>", **GOOD},
+            ["ja/cart_recovery/step1.html: not a template name"],
+        ),
+        (  # not UTF-8
+            {SUBJECT: "【{{ shop.name }}】お忘れもの".encode("shift_jis")},
+            [f"{SUBJECT}: not UTF-8"],
+        ),
+    ],
+    ids=["undefined", "syntax", "sparse", "misplaced", "encoding"],
+)
+def test_a_broken_upload_is_rejected_naming_file_and_line_and_nothing_changes(
+    svc: Services,
+    store: Store,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    files: dict[str, str | bytes],
+    expected: list[str],
+) -> None:
+    assert cli(capsys, "templates", "upload", "--store", store.store_id, str(write_tree(tmp_path / "ok", GOOD)))[0] == 0
+
+    code, _out, err = cli(
+        capsys, "templates", "upload", "--store", store.store_id, str(write_tree(tmp_path / "bad", files))
+    )
+
+    assert code == 1
+    assert "nothing was stored" in err
+    for fragment in expected:
+        assert fragment in err, err
+    assert svc.stores.get_templates(store.store_id) == GOOD  # the earlier upload is untouched
+
+
+def test_an_upload_too_big_for_one_item_is_rejected_with_the_limit(
+    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    padding = "{# " + "x" * (MAX_OVERRIDE_BYTES // 2) + " #}\n"
+    files = {f"ja/_notes{i}.html.j2": padding for i in range(3)}
+
+    code, _, err = cli(capsys, "templates", "upload", "--store", store.store_id, str(write_tree(tmp_path, files)))
+
+    assert code == 1
+    assert f"at most {MAX_OVERRIDE_BYTES:,} bytes" in err and "400 KB" in err
+    assert svc.stores.get_templates(store.store_id) == {}
+
+
+def test_upload_to_an_unknown_store_is_an_error(
+    svc: Services, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(capsys, "templates", "upload", "--store", "nobody", str(write_tree(tmp_path, GOOD)))
+
+    assert code == 1 and "no store 'nobody'" in err
+    assert svc.stores.get_templates("nobody") == {}
+
+
+def test_show_lists_and_prints_and_reset_goes_back_to_the_shipped_templates(
+    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sid = store.store_id
+    assert "uses the shipped templates (none uploaded)" in cli(capsys, "templates", "show", "--store", sid)[1]
+    cli(capsys, "templates", "upload", "--store", sid, str(write_tree(tmp_path, GOOD)))
+
+    code, out, _ = cli(capsys, "templates", "show", "--store", sid)
+    assert code == 0 and "2 uploaded template(s)" in out and SUBJECT in out and STEP1_HTML in out
+    assert cli(capsys, "templates", "show", "--store", sid, "--name", SUBJECT)[1] == GOOD[SUBJECT]
+
+    code, out, _ = cli(capsys, "templates", "reset", "--store", sid)
+    assert code == 0 and "uses the shipped templates again" in out
+    assert svc.stores.get_templates(sid) == {}
+    assert "had no uploaded templates" in cli(capsys, "templates", "reset", "--store", sid)[1]
+
+
+def test_a_warm_send_function_sees_an_upload_once_its_store_cache_expires(
+    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = [0.0]
+    warm = CachedStoreRepository(
+        DynamoStoreRepository(svc.dynamodb, svc.settings.stores_table), ttl_seconds=60, monotonic=lambda: now[0]
+    )
+    assert warm.get_templates(store.store_id) == {}  # read once, then cached like the store's settings
+
+    cli(capsys, "templates", "upload", "--store", store.store_id, str(write_tree(tmp_path, GOOD)))
+    assert warm.get_templates(store.store_id) == {}
+    now[0] = 61.0
+    assert warm.get_templates(store.store_id) == GOOD
+
+
+def test_preview_writes_the_step_with_the_stores_settings_and_templates(
+    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli(capsys, "templates", "upload", "--store", store.store_id, str(write_tree(tmp_path / "tpl", GOOD)))
+    out_dir = tmp_path / "out"
+
+    code, out, err = cli(capsys, "preview", "--store", store.store_id, "--step", "1", "--out", str(out_dir))
+
+    assert code == 0, err
+    html_file, text_file = out_dir / "step1.ja.html", out_dir / "step1.ja.txt"
+    assert f"subject: 【{store.settings.name}】お忘れものはありませんか？" in out
+    assert str(html_file) in out and str(text_file) in out
+    page, text = html_file.read_text(encoding="utf-8"), text_file.read_text(encoding="utf-8")
+    assert '<p class="season">冬の新茶、入荷しました。</p>' in page  # the uploaded template
+    for shown in (store.settings.name, store.settings.legal.address, "抹茶ラテ"):  # store settings, sample cart
+        assert shown in page and shown in text
+
+
+def test_preview_of_step_two_in_english_shows_the_stores_coupon(
+    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _out, err = cli(
+        capsys, "preview", "--store", store.store_id, "--step", "2", "--locale", "en", "--out", str(tmp_path)
+    )
+
+    assert code == 0, err
+    text = (tmp_path / "step2.en.txt").read_text(encoding="utf-8")
+    assert "KOTO15" in text and "Organic Sencha Green Tea" in text
+    assert (tmp_path / "step2.en.html").is_file()
+
+
+def test_preview_of_a_folder_before_upload_reports_its_errors(
+    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_tree(tmp_path / "draft", {SUBJECT: "{{ shop.name }}\n{{ shop.slogan }}"})
+
+    code, _, err = cli(
+        capsys, "preview", "--store", store.store_id, "--step", "1", "--dir", str(folder), "--out", str(tmp_path)
+    )
+
+    assert code == 1 and f"{SUBJECT}:2: UndefinedError" in err
+    assert not list(tmp_path.glob("step1.*"))
