@@ -6,15 +6,17 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from cartrecovery import wiring
 from cartrecovery.adapters.carts import DynamoCartRepository
 from cartrecovery.domain.cart import CLAIMED, CLEARED, SENT, CartState, Decision, StepRecord, Timer
 from cartrecovery.domain.events import Consent, Customer, Item
 from cartrecovery.ports import ConcurrentUpdate
+from cartrecovery.settings import ConfigError, Settings
 from cartrecovery.wiring import Services
 
 if TYPE_CHECKING:
@@ -213,3 +215,23 @@ def test_a_stores_carts_are_listed_and_deleted(carts: DynamoCartRepository, cart
     carts.delete("tea-shop", "c-1")
     assert [c.cart_id for c in carts.list_for_store("tea-shop")] == ["c-2"]
     assert carts.get("other-shop", "c-1") is not None
+
+
+def test_the_retention_is_the_deployments_cart_retention_days(
+    tables: dict[str, str], settings: Settings, cart: CartState, boto_session: Any, deployment: Deployment
+) -> None:
+    environ = {name: table for name, table in tables.items()} | {"CART_RETENTION_DAYS": "30"}
+    configured = Settings.from_env(environ)
+    assert configured.cart_retention_days == 30
+    wiring.configure(settings=dataclasses.replace(settings, cart_retention_days=30), session=boto_session)
+    try:
+        services = wiring.services()
+        services.carts.save_fold(cart, expected_version=None)
+        item = services.dynamodb.get_item(
+            TableName=settings.carts_table, Key={"store_id": {"S": "tea-shop"}, "cart_id": {"S": "c-1"}}
+        )["Item"]
+    finally:
+        wiring.reset()
+    assert int(item["expires_at"]["N"]) == int((deployment.start + timedelta(days=30)).timestamp())
+    with pytest.raises(ConfigError, match="CART_RETENTION_DAYS"):
+        Settings.from_env(environ | {"CART_RETENTION_DAYS": "0"})

@@ -30,6 +30,8 @@ class Settings:
     # How long a warm function reuses a store it read; 0 reads it every time. Set for send only: ingest
     # checks secrets, and a revoked secret must stop working at once.
     store_cache_seconds: float = 0.0
+    # Carts expire (DynamoDB TTL) this many days after their last activity.
+    cart_retention_days: int = 90
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -49,4 +51,11 @@ class Settings:
                 values["store_cache_seconds"] = float(values["store_cache_seconds"])
             except ValueError as exc:
                 raise ConfigError("STORE_CACHE_SECONDS must be a number of seconds") from exc
+        if "cart_retention_days" in values:
+            try:
+                values["cart_retention_days"] = int(values["cart_retention_days"])
+            except ValueError as exc:
+                raise ConfigError("CART_RETENTION_DAYS must be a whole number of days") from exc
+            if values["cart_retention_days"] < 1:
+                raise ConfigError("CART_RETENTION_DAYS must be at least 1")
         return cls(**values)

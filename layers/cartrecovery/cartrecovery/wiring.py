@@ -7,6 +7,7 @@ request replaces the clock (virtual or frozen) or the settings, and nothing else
 from __future__ import annotations
 
 import functools
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from cartrecovery.clock import Clock, SystemClock
@@ -78,7 +79,9 @@ class Services:
     def carts(self) -> DynamoCartRepository:
         from cartrecovery.adapters.carts import DynamoCartRepository
 
-        return DynamoCartRepository(self.dynamodb, self.settings.carts_table)
+        return DynamoCartRepository(
+            self.dynamodb, self.settings.carts_table, retention=timedelta(days=self.settings.cart_retention_days)
+        )
 
     @functools.cached_property
     def contacts(self) -> DynamoContactBook:
