@@ -8,8 +8,8 @@ creates a store of its own with ``new_store``.
 - ``cli(*args)`` runs ``cartrecovery --local ...`` in the stack's working directory (where its
   ``.local/runtime.json`` is) and returns the finished process; it fails the test on a non-zero exit.
 - ``new_store()`` creates a fresh store through the CLI and returns its id and the secrets printed once.
-- The stack logs at INFO, as a deployment does (the local default is WARNING), so the privacy tests read
-  what an operator's log store would hold.
+- The stack logs at INFO and emits its metrics, as a deployment does (the local default is WARNING, no
+  metrics), so the privacy tests read what an operator's log store and metric dimensions would hold.
 - ``dynamodb`` is a boto3 DynamoDB client on the stack's emulator, and ``tables`` maps the table kinds
   (``stores``, ``events``, ``carts``, ``contacts``, ``messages``, ...) to their names: what an auditor
   inspecting the database would see.
@@ -56,6 +56,8 @@ def _deployed_log_level() -> Iterator[None]:
     """Autouse and session-scoped, so it is set before ``local_stack`` starts (it reads the environment)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("POWERTOOLS_LOG_LEVEL", "INFO")
+        # Metrics on as well: their embedded-metric-format lines (dimensions included) land in the same log.
+        patch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
         yield
 
 

@@ -179,6 +179,10 @@ def test_no_address_name_or_secret_in_the_logs(local_stack: Any, scenario: dict[
     """Read last, after the whole scenario, the erasure included."""
     log = local_stack.log_text()
     assert BANNER_END in log
+    # What is searched holds the functions' own lines and their metrics (embedded metric format, with every
+    # dimension), so a clean result covers log fields and metric dimensions alike.
+    assert "step run" in log
+    assert '"_aws"' in log and '"CloudWatchMetrics"' in log
     store = scenario["store"]
     secrets = [store.secret, store.secret.removeprefix("whsec_"), store.shopify_secret]
     personal = [value for email, name in scenario["people"].values() for value in (email, name)]
