@@ -34,6 +34,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     add("AWS calls (x floor)", "calls_ratio", "<= 1.25", lambda v: v <= 1.25)
     add("USD per 1k carts", "cost_usd_per_1k_carts.total")
     add("USD per 1k carts, non-SES", "cost_usd_per_1k_carts.non_ses", "<= 0.02", lambda v: v <= 0.02)
+    add("non-SES floor per 1k carts", "cost_usd_per_1k_carts.floor_non_ses")
+    add("non-SES (x floor)", "cost_usd_per_1k_carts.non_ses_vs_floor")
     add("ingest CPU per event", "ingest.us_per_event", unit=" us")
     add("ingest floor per event", "ingest.floor_us_per_event", unit=" us")
     add("ingest CPU (x floor)", "ingest.ratio", "<= 3", lambda v: v <= 3)

@@ -23,6 +23,7 @@ from cartrecovery.ports import (
     ContactRecord,
     MessageRecord,
     OutgoingEmail,
+    PoolStats,
 )
 from cartrecovery.usecases.ingest import IngestEvent, IngestResult
 from cartrecovery.usecases.run_step import RunDueStep, StepOutcome
@@ -97,13 +98,17 @@ class FakeCarts:
             raise KeyError(f"no cart {store_id}/{cart_id}")  # DynamoDB: attribute_exists(cart_id) fails
         return cart
 
-    def save_fold(self, cart: CartState, expected_version: int | None) -> None:
+    def save_fold(
+        self, cart: CartState, expected_version: int | None, arm: tuple[Timer, Decision] | None = None
+    ) -> None:
         stored = self.items.get((cart.store_id, cart.cart_id))
         if expected_version is None:
             if stored is not None:
                 raise ConcurrentUpdate(cart.cart_id)
-            self._put(dataclasses.replace(cart, version=cart.version + 1, steps={}, timer=None, decisions=()))
+            timer, decisions = (arm[0], (arm[1],)) if arm else (None, ())
+            self._put(dataclasses.replace(cart, version=cart.version + 1, steps={}, timer=timer, decisions=decisions))
             return
+        assert arm is None, "only a new cart is armed with its fold"
         if stored is None or stored.version != expected_version:
             raise ConcurrentUpdate(cart.cart_id)
         changes = {name: getattr(cart, name) for name in _FOLD_FIELDS}
@@ -167,14 +172,14 @@ class FakeContacts:
         if record.last_order_at is None or record.last_order_at < at:
             self._put(store_id, dataclasses.replace(record, last_order_at=at))
 
-    def record_consent(self, store_id: str, key: str, consent: Consent) -> None:
+    def record_consent(self, store_id: str, key: str, consent: Consent, event: str | None = None) -> None:
         assert consent.at is not None
         record = self._record(store_id, key)
         current = record.consent
         if current is None or current.at is None or current.at < consent.at:
             self._put(store_id, dataclasses.replace(record, consent=consent))
 
-    def unsubscribe(self, store_id: str, key: str, at: datetime, source: str) -> bool:
+    def unsubscribe(self, store_id: str, key: str, at: datetime, source: str, event: str | None = None) -> bool:
         record = self._record(store_id, key)
         withdrawn = Consent(granted=False, at=at, source=source)
         if record.unsubscribed_at is None:
@@ -188,7 +193,8 @@ class FakeContacts:
         if record.suppressed_reason is None:
             self._put(store_id, dataclasses.replace(record, suppressed_reason=reason))
 
-    def note_sent(self, store_id: str, key: str, last_message: dict[str, Any]) -> None:
+    def note_sent(self, store_id: str, key: str, last_message: dict[str, Any], **proof: Any) -> None:
+        """The consent proof (``consent``, ``seen``) is the DynamoDB adapter's; its tests are integration tests."""
         self._put(store_id, dataclasses.replace(self._record(store_id, key), last_message=dict(last_message)))
 
 
@@ -286,6 +292,37 @@ class FakeLedger:
         ]
 
 
+class FakeCouponPool:
+    """Codes in upload order and a hand-out counter that only moves forward, like the DynamoDB adapter:
+    a holder (cart step) keeps its code, and a number once taken is never taken again."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, list[str]] = {}
+        self.taken: dict[str, int] = {}
+        self.holders: dict[tuple[str, str], str] = {}
+        self.hand_out_calls = 0
+
+    def hand_out(self, store_id: str, holder: str, at: datetime) -> str | None:
+        self.hand_out_calls += 1
+        if (store_id, holder) in self.holders:
+            return self.holders[(store_id, holder)]
+        codes, taken = self.codes.get(store_id, []), self.taken.get(store_id, 0)
+        if taken >= len(codes):
+            return None
+        self.taken[store_id] = taken + 1
+        self.holders[(store_id, holder)] = codes[taken]
+        return codes[taken]
+
+    def existing_codes(self, store_id: str) -> set[str]:
+        return set(self.codes.get(store_id, []))
+
+    def add_codes(self, store_id: str, codes: list[str], at: datetime) -> None:
+        self.codes.setdefault(store_id, []).extend(codes)
+
+    def stats(self, store_id: str) -> PoolStats:
+        return PoolStats(len(self.codes.get(store_id, [])), self.taken.get(store_id, 0))
+
+
 def store_settings(store_id: str = "shop-1", **changes: Any) -> StoreSettings:
     base = StoreSettings(
         store_id=store_id,
@@ -322,6 +359,7 @@ class World:
     schedules: FakeSchedules = field(default_factory=FakeSchedules)
     mailer: FakeMailer = field(default_factory=FakeMailer)
     ledger: FakeLedger = field(default_factory=FakeLedger)
+    coupons: FakeCouponPool = field(default_factory=FakeCouponPool)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -337,6 +375,7 @@ class World:
             shared_renderer(),
             self.clock,
             PUBLIC_BASE_URL,
+            coupons=self.coupons,
         )
 
     @classmethod

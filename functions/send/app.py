@@ -42,4 +42,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     name = OUTCOME_METRICS.get(outcome.action)
     if name:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    if outcome.coupon_pool_empty:
+        # The store's single-use codes ran out: the email showed the store-wide code, or no coupon.
+        metrics.add_metric(name="CouponPoolEmpty", unit=MetricUnit.Count, value=1)
     return {"action": outcome.action, "reason": outcome.reason, "message_id": outcome.message_id}

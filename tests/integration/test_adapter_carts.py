@@ -120,6 +120,22 @@ def test_a_timer_is_armed_only_on_an_idle_open_cart(
     assert not carts.arm_if_idle("tea-shop", "c-closed", timer(deployment), armed)
 
 
+def test_a_new_cart_can_be_saved_armed_in_its_creating_write(
+    carts: DynamoCartRepository, cart: CartState, deployment: Deployment
+) -> None:
+    now = deployment.start
+    armed = Decision(now, "armed", "cart_recovery", 1, until=now + timedelta(hours=2))
+    carts.save_fold(cart, expected_version=None, arm=(timer(deployment), armed))
+
+    loaded = carts.get("tea-shop", "c-1")
+    assert loaded is not None and loaded.timer == timer(deployment) and loaded.decisions == (armed,)
+    # Armed like arm_if_idle arms: a second arming is refused, and the sweep's index sees the timer.
+    assert not carts.arm_if_idle("tea-shop", "c-1", timer(deployment, hours=3), armed)
+    assert carts.overdue(now + timedelta(hours=3), limit=10) == [("tea-shop", "c-1")]
+    with pytest.raises(AssertionError):
+        carts.save_fold(dataclasses.replace(cart, version=1), expected_version=1, arm=(timer(deployment), armed))
+
+
 def test_a_step_is_claimed_once_and_only_while_the_cart_is_open(
     carts: DynamoCartRepository, cart: CartState, deployment: Deployment
 ) -> None:

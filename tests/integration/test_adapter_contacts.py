@@ -1,16 +1,17 @@
 """What a store knows of an address, in DynamoDB: the newest consent wins, an unsubscribe is counted once
-and never undone by a stale consent, the first suppression reason stays, and erasure keeps only that."""
+and never undone by a stale consent, the first suppression reason stays, and erasure keeps only the stops
+and the consent proof."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 
 from cartrecovery.adapters.contacts import DynamoContactBook
 from cartrecovery.domain.events import Consent
-from cartrecovery.ports import ContactRecord
+from cartrecovery.ports import ConsentStatement, ContactRecord
 from cartrecovery.wiring import Services
 
 if TYPE_CHECKING:
@@ -91,14 +92,26 @@ def test_orders_keep_the_latest_and_the_last_message_is_remembered(
     assert found.last_message == {**last, "sent_at": "2026-12-01T01:00:00Z"}
 
 
-def test_erasure_forgets_everything_but_a_suppression(contacts: DynamoContactBook, deployment: Deployment) -> None:
+def test_erasure_keeps_the_stops_and_the_consent_proof_and_forgets_the_rest(
+    contacts: DynamoContactBook, deployment: Deployment
+) -> None:
     other = "e#" + "c" * 40
+    sent = {"message_id": "m-1", "flow": "cart_recovery", "step": 1, "variant": "a", "day": "2026-12-01"}
     for key in (KEY, other):
-        contacts.record_consent("tea-shop", key, Consent(True, deployment.start, "checkout-form"))
+        contacts.record_consent("tea-shop", key, Consent(True, deployment.start, "checkout-form"), event="evt_1")
         contacts.record_order("tea-shop", key, deployment.start)
+        contacts.note_sent("tea-shop", key, {**sent, "sent_at": "2026-12-01T01:00:00Z"})
     contacts.suppress("tea-shop", KEY, "complained", deployment.start)
+    contacts.unsubscribe("tea-shop", other, deployment.start + timedelta(days=1), "one-click")
 
     contacts.erase("tea-shop", KEY)
     contacts.erase("tea-shop", other)
 
-    assert contacts.get_many("tea-shop", [KEY, other]) == {KEY: ContactRecord(KEY, suppressed_reason="complained")}
+    found = contacts.get_many("tea-shop", [KEY, other])
+    statement = ConsentStatement(True, deployment.start, "checkout-form", "evt_1")
+    assert found[KEY].suppressed_reason == "complained"
+    assert found[other].opted_out == ConsentStatement(False, deployment.start + timedelta(days=1), "one-click")
+    for record in found.values():
+        assert (record.last_order_at, record.last_message) == (None, None)  # forgotten
+        assert record.history[-1] == statement  # the proof stays, with its expiry
+        assert record.proof_expires_at == datetime(2029, 12, 1, 1, tzinfo=UTC)

@@ -266,6 +266,21 @@ def test_a_signed_event_is_accepted_stored_and_arms_step_one(env: Stack, b64: bo
     }
 
 
+def test_a_new_carts_first_event_writes_the_cart_once_with_its_timer(env: Stack) -> None:
+    calls: list[str] = []
+    env.svc.dynamodb.meta.events.register("after-call.dynamodb", lambda model, **_: calls.append(model.name))
+
+    assert post_event(env, cart_event(env.clock.now())).status == 202
+    assert post_event(env, cart_event(env.clock.now() + timedelta(minutes=5), quantity=3)).status == 202
+
+    # First event: the store, the event log, the (missing) cart, one write that creates and arms it.
+    # Second: the same, with the cart's update; the live timer is left for the step to re-arm when it fires.
+    assert calls == ["GetItem", "PutItem", "GetItem", "UpdateItem"] * 2
+    cart = env.svc.carts.get("tea-shop", "c-1")
+    assert cart is not None and cart.timer is not None and [d.action for d in cart.decisions] == ["armed"]
+    assert scheduler_input(env.svc, cart.timer.schedule_name, env.deployment.schedule_group)["step"] == 1
+
+
 def test_a_redelivered_event_is_a_duplicate_with_no_second_effect(env: Stack) -> None:
     body = cart_event(env.clock.now())
     assert post_event(env, body, event_id="evt_1").status == 202

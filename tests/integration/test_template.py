@@ -27,6 +27,7 @@ REQUIRED_ENV = {
     "CONTACTS_TABLE",
     "MESSAGES_TABLE",
     "COUNTERS_TABLE",
+    "COUPONS_TABLE",
     "SCHEDULE_GROUP",
     "SCHEDULER_ROLE_ARN",
     "SEND_FUNCTION_ARN",
@@ -106,6 +107,7 @@ def test_tables_built_from_the_template_have_the_keys_the_code_uses(monkeypatch:
         "CONTACTS_TABLE": ["store_id", "contact_key"],
         "MESSAGES_TABLE": ["message_id"],
         "COUNTERS_TABLE": ["store_id", "counter_key"],
+        "COUPONS_TABLE": ["store_id", "coupon_key"],
     }
     assert ttl["AttributeName"] == "expires_at"
 
@@ -168,6 +170,18 @@ def test_only_the_send_function_may_send_email_and_no_function_may_delete_data()
         assert ("ses:SendRawEmail" in actions) == (name == "SendFunction"), name
         assert not {a for a in actions if "Delete" in a or a == "dynamodb:Scan"}, name
         assert ("dynamodb:Query" in actions) == (name == "SweepFunction"), name
+
+
+def test_only_the_send_function_touches_coupon_codes_and_only_as_handing_out_needs() -> None:
+    coupons = {"Fn::GetAtt": ["CouponsTable", "Arn"]}
+    for name, function in FUNCTIONS.items():
+        actions = {
+            a for s in _statements(function) if coupons in _as_list(s["Resource"]) for a in _as_list(s["Action"])
+        }
+        expected = {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"} if name == "SendFunction" else set()
+        assert actions == expected, name
+    alarms = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert any(a["MetricName"] == "CouponPoolEmpty" for a in alarms)
 
 
 def test_the_scheduler_role_can_invoke_only_the_send_function() -> None:

@@ -141,6 +141,10 @@ def test_erase_removes_a_shopper_but_keeps_the_hashed_suppression(
     pending = [s for s in stack.get("/_local/schedules").json()["schedules"] if s["payload"]["cart_id"] in jiro_carts]
     assert pending, "the later cart's step should be scheduled before the erasure"
     suppressed_before = [c for c in _items(dynamodb, tables["contacts"], store.store_id) if "suppressed" in c]
+    proof_key = "p#" + suppressed_before[0]["contact_key"]["S"].removeprefix("e#")
+    [proof_before] = [
+        c for c in _items(dynamodb, tables["contacts"], store.store_id) if c["contact_key"]["S"] == proof_key
+    ]
     events_before = _items(dynamodb, tables["events"], store.store_id)
     assert len([e for e in events_before if e.get("cart_id", {}).get("S") in jiro_carts]) == 2
     assert "Item" in dynamodb.get_item(TableName=tables["messages"], Key={"message_id": {"S": jiro_message}})
@@ -161,7 +165,12 @@ def test_erase_removes_a_shopper_but_keeps_the_hashed_suppression(
         (c["contact_key"], c["suppressed"]) for c in suppressed_before
     ]
     assert set(suppressed_after[0]) == {"store_id", "contact_key", "suppressed"}
-    assert set(suppressed_before[0]) > set(suppressed_after[0])  # consent and last email were forgotten
+    # The consent proof stays until its own expiry, without the last email (docs/decisions.md, Erasure).
+    [proof_after] = [
+        c for c in _items(dynamodb, tables["contacts"], store.store_id) if c["contact_key"]["S"] == proof_key
+    ]
+    assert "last_message" in proof_before and "last_message" not in proof_after
+    assert (proof_after["history"], proof_after["expires_at"]) == (proof_before["history"], proof_before["expires_at"])
     # Only that shopper: Hanako's cart and message are still there.
     assert stack.cart(scenario["carts"]["hanako"][0], store=store.store_id) is not None
     hanako_message = {"message_id": {"S": scenario["messages"]["hanako"]}}

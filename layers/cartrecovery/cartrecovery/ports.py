@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from cartrecovery.domain.cart import CartState, Decision, StepRecord, Timer
+from cartrecovery.domain.catalog import Catalog
 from cartrecovery.domain.events import Consent
 from cartrecovery.domain.store import Store
 
@@ -38,8 +39,23 @@ class SendOutcomeUnknown(Exception):
 
 
 @dataclass(frozen=True)
+class ConsentStatement:
+    """One consent statement kept as proof: what was said, when, where, and the event that carried it
+    (the webhook id, or ``cart:<id>`` for the checkout consent an email was sent on)."""
+
+    granted: bool
+    at: datetime
+    source: str | None = None
+    event: str | None = None
+
+
+@dataclass(frozen=True)
 class ContactRecord:
-    """What the store knows of one address (or customer id), keyed by its salted hash."""
+    """What the store knows of one address (or customer id), keyed by its salted hash.
+
+    ``consent`` is the newest signal of all (the proof's statement or an opt-out); ``proof`` and ``history``
+    (newest first) are the kept proof, which expires at ``proof_expires_at``; ``opted_out`` and
+    ``suppressed_reason`` are stops, which never expire."""
 
     key: str
     consent: Consent | None = None
@@ -47,6 +63,11 @@ class ContactRecord:
     suppressed_reason: str | None = None
     last_order_at: datetime | None = None
     last_message: dict[str, Any] | None = None  # {message_id, flow, step, variant, day, sent_at}
+    proof: ConsentStatement | None = None
+    history: tuple[ConsentStatement, ...] = ()
+    proof_expires_at: datetime | None = None
+    proof_version: int = 0
+    opted_out: ConsentStatement | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +119,54 @@ class TemplateOverrides(Protocol):
         ...
 
 
+@runtime_checkable
+class Catalogs(Protocol):
+    """A store's uploaded product catalog, which step 3 recommends from."""
+
+    def get_catalog(self, store_id: str) -> Catalog | None:
+        """The store's catalog; None when it has not uploaded one."""
+        ...
+
+    def save_catalog(self, store_id: str, catalog: Catalog) -> int:
+        """Replace the store's catalog (all of it, not a merge); returns the bytes stored. Raises
+        ``CatalogTooLarge`` (nothing stored) when it does not fit."""
+        ...
+
+
+class CatalogTooLarge(Exception):
+    """The catalog does not fit in what a store may keep; nothing was stored."""
+
+
+class PoolBusy(Exception):
+    """Another upload to the same coupon pool is in progress; try again when it has finished."""
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    total: int  # codes uploaded
+    handed_out: int  # codes given to carts (each at most once, never again)
+
+    @property
+    def left(self) -> int:
+        return max(0, self.total - self.handed_out)
+
+
+class CouponPool(Protocol):
+    """A store's single-use coupon codes. Each code goes to at most one holder (a cart's step), ever."""
+
+    def hand_out(self, store_id: str, holder: str, at: datetime) -> str | None:
+        """The code ``holder`` was given before, else the next unused one; None when the pool is empty."""
+        ...
+
+    def existing_codes(self, store_id: str) -> set[str]: ...
+
+    def add_codes(self, store_id: str, codes: list[str], at: datetime) -> None:
+        """Append ``codes`` (new, distinct) to the pool; raises PoolBusy during another upload."""
+        ...
+
+    def stats(self, store_id: str) -> PoolStats: ...
+
+
 class EventLog(Protocol):
     def record(self, store_id: str, event_id: str, summary: dict[str, Any], expires_at: datetime) -> bool:
         """Record an event id once; False when it was already recorded (a duplicate delivery)."""
@@ -109,8 +178,11 @@ class EventLog(Protocol):
 class CartRepository(Protocol):
     def get(self, store_id: str, cart_id: str) -> CartState | None: ...
 
-    def save_fold(self, cart: CartState, expected_version: int | None) -> None:
-        """Write the event-derived fields if the stored version still equals ``expected_version``."""
+    def save_fold(
+        self, cart: CartState, expected_version: int | None, arm: tuple[Timer, Decision] | None = None
+    ) -> None:
+        """Write the event-derived fields if the stored version still equals ``expected_version``. ``arm``
+        (only with a new cart) sets its first timer in the same write."""
         ...
 
     def arm_if_idle(self, store_id: str, cart_id: str, timer: Timer, decision: Decision) -> bool:
@@ -155,10 +227,21 @@ class ArmedTimers(Protocol):
 class ContactBook(Protocol):
     def get_many(self, store_id: str, keys: list[str]) -> dict[str, ContactRecord]: ...
     def record_order(self, store_id: str, key: str, at: datetime) -> None: ...
-    def record_consent(self, store_id: str, key: str, consent: Consent) -> None: ...
-    def unsubscribe(self, store_id: str, key: str, at: datetime, source: str) -> bool: ...
+    def record_consent(self, store_id: str, key: str, consent: Consent, event: str | None = None) -> None: ...
+    def unsubscribe(self, store_id: str, key: str, at: datetime, source: str, event: str | None = None) -> bool: ...
     def suppress(self, store_id: str, key: str, reason: str, at: datetime) -> None: ...
-    def note_sent(self, store_id: str, key: str, last_message: dict[str, Any]) -> None: ...
+
+    def note_sent(
+        self,
+        store_id: str,
+        key: str,
+        last_message: dict[str, Any],
+        consent: ConsentStatement | None = None,
+        seen: ContactRecord | None = None,
+    ) -> None:
+        """Remember the email and move the proof's expiry to three years after it, in one write; ``consent``
+        (the statement the email was sent on) joins the proof unless ``seen`` (the record read) has it."""
+        ...
 
 
 class Schedules(Protocol):

@@ -20,6 +20,7 @@ class Settings:
     contacts_table: str
     messages_table: str
     counters_table: str
+    coupons_table: str = ""  # single-use coupon codes (read only for stores whose coupon is a pool)
     schedule_group: str = ""
     scheduler_role_arn: str = ""
     send_function_arn: str = ""

@@ -16,6 +16,7 @@ from cartrecovery.settings import Settings
 if TYPE_CHECKING:  # adapters import lazily: a function pays only for what its use case touches
     from cartrecovery.adapters.carts import DynamoCartRepository
     from cartrecovery.adapters.contacts import DynamoContactBook
+    from cartrecovery.adapters.coupons import DynamoCouponPool
     from cartrecovery.adapters.events import DynamoEventLog
     from cartrecovery.adapters.ledger import DynamoMessageLedger
     from cartrecovery.adapters.scheduler import EventBridgeSchedules
@@ -96,6 +97,12 @@ class Services:
         return DynamoMessageLedger(self.dynamodb, self.settings.messages_table, self.settings.counters_table)
 
     @functools.cached_property
+    def coupons(self) -> DynamoCouponPool:
+        from cartrecovery.adapters.coupons import DynamoCouponPool
+
+        return DynamoCouponPool(self.dynamodb, self.settings.coupons_table)
+
+    @functools.cached_property
     def schedules(self) -> EventBridgeSchedules:
         from cartrecovery.adapters.scheduler import EventBridgeSchedules
 
@@ -137,6 +144,8 @@ class Services:
             self.clock,
             self.settings.public_base_url,
             templates=self.stores,
+            coupons=self.coupons,
+            catalogs=self.stores,
         )
 
     @functools.cached_property

@@ -56,7 +56,9 @@ class DynamoCartRepository:
         item = self.client.get_item(TableName=self.table, Key=self._key(store_id, cart_id), ConsistentRead=True)
         return decode_cart(from_item(item["Item"])) if "Item" in item else None
 
-    def save_fold(self, cart: CartState, expected_version: int | None) -> None:
+    def save_fold(
+        self, cart: CartState, expected_version: int | None, arm: tuple[Timer, Decision] | None = None
+    ) -> None:
         fields = fold_fields(cart)
         sets = [f"#{k} = :{k}" for k, v in fields.items() if v is not None]
         removes = [f"#{k}" for k, v in fields.items() if v is None]
@@ -68,6 +70,12 @@ class DynamoCartRepository:
             "#decisions = if_not_exists(#decisions, :no_decisions)",
             "#expires_at = :expires_at",
         ]
+        if arm is not None:
+            # A new cart's first timer rides on its creating write: one call instead of two.
+            assert expected_version is None, "only a new cart is armed with its fold"
+            sets.append(_TIMER_SET)
+            names.update(_TIMER_NAMES)
+            values.update(_timer_attributes(cart.store_id, cart.cart_id, arm[0]))
         names.update({"#version": "version", "#steps": "steps", "#decisions": "decisions", "#expires_at": "expires_at"})
         anchor = cart.last_activity_at or cart.closed_at or cart.first_seen_at
         assert anchor is not None
@@ -75,7 +83,7 @@ class DynamoCartRepository:
             {
                 ":new_version": {"N": str(cart.version + 1)},
                 ":no_steps": {"M": {}},
-                ":no_decisions": {"L": []},
+                ":no_decisions": to_attr([encode_decision(arm[1])] if arm else []),
                 ":expires_at": {"N": str(int((anchor + self.retention).timestamp()))},
             }
         )
@@ -281,6 +289,7 @@ def encode_item(item: Item) -> dict[str, Any]:
         "image_url": item.image_url,
         "variant": item.variant,
         "in_stock": item.in_stock,
+        **({"related_skus": list(item.related_skus)} if item.related_skus else {}),
     }
 
 
@@ -293,6 +302,7 @@ def encode_customer(customer: Customer) -> dict[str, Any]:
         "locale": customer.locale,
         "timezone": customer.timezone,
         "consent": {"granted": consent.granted, "at": consent.at, "source": consent.source} if consent else None,
+        **({"orders_count": customer.orders_count} if customer.orders_count is not None else {}),
     }
 
 
@@ -346,6 +356,7 @@ def decode_cart(data: dict[str, Any]) -> CartState:
                 image_url=i.get("image_url"),
                 variant=i.get("variant"),
                 in_stock=bool(i.get("in_stock", True)),
+                related_skus=tuple(str(sku) for sku in i.get("related_skus") or ()),
             )
             for i in data.get("items", [])
         ),
@@ -358,6 +369,7 @@ def decode_cart(data: dict[str, Any]) -> CartState:
             locale=customer.get("locale"),
             timezone=customer.get("timezone"),
             consent=decode_consent(customer.get("consent")),
+            orders_count=int(customer["orders_count"]) if customer.get("orders_count") is not None else None,
         ),
         first_seen_at=opt_time(data.get("first_seen_at")),
         last_activity_at=opt_time(data.get("last_activity_at")),

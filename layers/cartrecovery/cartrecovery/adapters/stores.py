@@ -3,19 +3,28 @@
 A store's uploaded email templates live in an item of their own, ``store_id = "<store>#templates"``, so the
 store item that ingest reads on every request stays small (a read costs by item size); only the send path,
 through its cache, and the operator CLI read the templates. Store ids cannot contain ``#``.
+
+The store's product catalog is kept the same way, in ``<store>#catalog``: its rows as compact JSON,
+zlib-compressed into one binary attribute, at most ``MAX_CATALOG_BYTES``: a typical product (a Japanese
+name, two URLs) takes about 50 bytes compressed, so the 5,000 products a catalog may have take about 250 KB.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
 from cartrecovery.adapters.dynamo_codec import from_item, to_item
+from cartrecovery.domain.catalog import Catalog, decode_products, encode_products
 from cartrecovery.domain.store import SecretEntry, Store, StoreSettings
-from cartrecovery.ports import AlreadyExists, StoreRepository, TemplateOverrides
+from cartrecovery.ports import AlreadyExists, Catalogs, CatalogTooLarge, StoreRepository, TemplateOverrides
 
 TEMPLATES_SUFFIX = "#templates"
+CATALOG_SUFFIX = "#catalog"
+# DynamoDB items are at most 400 KB; the compressed catalog shares its item with the key and a timestamp.
+MAX_CATALOG_BYTES = 350 * 1024
 
 
 class DynamoStoreRepository:
@@ -75,14 +84,41 @@ class DynamoStoreRepository:
         )
         return bool(answer.get("Attributes"))
 
+    def get_catalog(self, store_id: str) -> Catalog | None:
+        key = {"store_id": {"S": store_id + CATALOG_SUFFIX}}
+        item = self.client.get_item(TableName=self.table, Key=key).get("Item")
+        if not item or "products" not in item:
+            return None
+        products = decode_products(zlib.decompress(item["products"]["B"]))
+        return Catalog(products, item.get("updated_at", {}).get("S", ""))
+
+    def save_catalog(self, store_id: str, catalog: Catalog) -> int:
+        packed = zlib.compress(encode_products(catalog.products), 9)
+        if len(packed) > MAX_CATALOG_BYTES:
+            raise CatalogTooLarge(
+                f"the catalog takes {len(packed):,} bytes compressed; a store's catalog may take at most "
+                f"{MAX_CATALOG_BYTES:,} (it is kept in one DynamoDB item, at most 400 KB): leave out products "
+                "you would not recommend, or shorten long names and URLs"
+            )
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                "store_id": {"S": store_id + CATALOG_SUFFIX},
+                "products": {"B": packed},
+                "count": {"N": str(len(catalog.products))},
+                "updated_at": {"S": catalog.updated_at},
+            },
+        )
+        return len(packed)
+
 
 class CachedStoreRepository:
     """Reads a store at most once per ``ttl_seconds`` in a warm process, for functions that only read its
     settings (send): they change rarely, and the store would otherwise be read on every invocation. Not for
     ingest, which checks secrets and must see a revocation at once. Misses are not cached.
 
-    The store's uploaded templates are cached the same way (including "none uploaded"), so a new upload
-    reaches a warm send function within ``ttl_seconds``."""
+    The store's uploaded templates and catalog are cached the same way (including "none uploaded"), so a new
+    upload reaches a warm send function within ``ttl_seconds``."""
 
     def __init__(
         self, inner: StoreRepository, ttl_seconds: float, monotonic: Callable[[], float] = time.monotonic
@@ -92,6 +128,7 @@ class CachedStoreRepository:
         self._monotonic = monotonic
         self._cache: dict[str, tuple[float, Store]] = {}
         self._templates: dict[str, tuple[float, dict[str, str]]] = {}
+        self._catalogs: dict[str, tuple[float, Catalog | None]] = {}
 
     def get(self, store_id: str) -> Store | None:
         cached = self._cache.get(store_id)
@@ -130,6 +167,23 @@ class CachedStoreRepository:
     def delete_templates(self, store_id: str) -> bool:
         self._templates.pop(store_id, None)
         return self._overrides().delete_templates(store_id)
+
+    def get_catalog(self, store_id: str) -> Catalog | None:
+        cached = self._catalogs.get(store_id)
+        if cached is not None and self._monotonic() - cached[0] < self.ttl_seconds:
+            return cached[1]
+        catalog = self._catalog_store().get_catalog(store_id)
+        self._catalogs[store_id] = (self._monotonic(), catalog)
+        return catalog
+
+    def save_catalog(self, store_id: str, catalog: Catalog) -> int:
+        self._catalogs.pop(store_id, None)
+        return self._catalog_store().save_catalog(store_id, catalog)
+
+    def _catalog_store(self) -> Catalogs:
+        if not isinstance(self.inner, Catalogs):
+            raise TypeError(f"{type(self.inner).__name__} keeps no catalog")
+        return self.inner
 
     def _overrides(self) -> TemplateOverrides:
         if not isinstance(self.inner, TemplateOverrides):

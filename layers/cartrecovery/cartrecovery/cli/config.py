@@ -17,6 +17,7 @@ STACK_OUTPUTS = {
     "ContactsTableName": "CONTACTS_TABLE",
     "MessagesTableName": "MESSAGES_TABLE",
     "CountersTableName": "COUNTERS_TABLE",
+    "CouponsTableName": "COUPONS_TABLE",
 }
 
 

@@ -7,7 +7,10 @@ cartrecovery [--local | --stack NAME] store revoke-secret --id shop1 [--shopify]
 cartrecovery [--local | --stack NAME] report --store shop1 [--from 2026-12-01] [--to 2026-12-31] [--json]
 cartrecovery [--local | --stack NAME] explain --store shop1 --cart c-789
 cartrecovery [--local | --stack NAME] templates upload|show|reset --store shop1 [DIR]   (see cli/templates.py)
+cartrecovery [--local | --stack NAME] coupons upload|show --store shop1 [FILE]          (see cli/coupons.py)
+cartrecovery [--local | --stack NAME] consent show --store shop1 --email taro@example.jp    (see cli/consent.py)
 cartrecovery [--local | --stack NAME] preview --store shop1 --step 1 [--locale ja] [--out DIR]
+cartrecovery [--local | --stack NAME] catalog upload|show --store shop1 [FILE]     (see cli/catalog.py)
 cartrecovery send-event --example cart --email taro@example.jp      (signs and posts to the local stack)
 """
 
@@ -21,7 +24,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cartrecovery.cli.catalog import add_catalog_parsers
 from cartrecovery.cli.config import local_runtime, resolve_settings
+from cartrecovery.cli.consent import add_consent_parser
+from cartrecovery.cli.coupons import add_coupon_parsers
 from cartrecovery.cli.send_event import add_send_event_parser
 from cartrecovery.cli.templates import add_template_parsers
 from cartrecovery.clock import SystemClock, isoformat
@@ -214,7 +220,8 @@ def cmd_erase(args: argparse.Namespace) -> int:
     )
     print(
         f"erased {erased.carts} cart(s), {erased.events} event(s), {erased.messages} message(s), "
-        f"{erased.schedules} pending schedule(s); a suppression, if any, is kept as a salted hash"
+        f"{erased.schedules} pending schedule(s); a suppression or opt-out, and the consent proof until it "
+        "expires, are kept under the salted hash"
     )
     return 0
 
@@ -283,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     erase.set_defaults(func=cmd_erase)
 
     add_template_parsers(commands, _services, _now)
+    add_catalog_parsers(commands, _services)
+    add_coupon_parsers(commands, _services)
+    add_consent_parser(commands, _services)
     add_send_event_parser(commands)
     return parser
 

@@ -102,6 +102,7 @@ def merge_customer(old: Customer, new: Customer | None) -> Customer:
         locale=new.locale or old.locale,
         timezone=new.timezone or old.timezone,
         consent=new.consent or old.consent,
+        orders_count=new.orders_count if new.orders_count is not None else old.orders_count,
     )
 
 

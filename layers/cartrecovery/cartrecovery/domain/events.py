@@ -41,6 +41,9 @@ MAX_ITEMS = 100
 MAX_ID = 200
 MAX_TEXT = 500
 MAX_URL = 2048
+# ``items[].related_skus``: the products a store suggests with an item (step 3 looks them up in its catalog).
+MAX_RELATED_SKUS = 20
+MAX_ORDERS_COUNT = 1_000_000
 # Amounts are stored as exact DynamoDB numbers (38 significant digits): at most 10^12 and this many
 # decimal places keeps every amount, and the revenue sums of many, exact.
 MAX_DECIMAL_PLACES = 20
@@ -75,6 +78,7 @@ class Customer:
     locale: str | None = None
     timezone: str | None = None
     consent: Consent | None = None
+    orders_count: int | None = None  # orders the shop knows of for this shopper; 0 is a first purchase
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class Item:
     image_url: str | None = None
     variant: str | None = None
     in_stock: bool = True
+    related_skus: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -275,6 +280,14 @@ class _Validator:
         consent = None
         if "marketing_consent" in data and data["marketing_consent"] is not None:
             consent = self.consent(data["marketing_consent"], f"{path}.marketing_consent")
+        orders_count = data.get("orders_count")
+        if orders_count is not None and (
+            isinstance(orders_count, bool)
+            or not isinstance(orders_count, int)
+            or not 0 <= orders_count <= MAX_ORDERS_COUNT
+        ):
+            self.fail(f"{path}.orders_count", f"must be an integer from 0 to {MAX_ORDERS_COUNT:,}")
+            orders_count = None
         return Customer(
             id=self.string(data, "id", f"{path}.id", max_len=MAX_ID),
             email=email,
@@ -282,6 +295,7 @@ class _Validator:
             locale=locale,
             timezone=zone,
             consent=consent,
+            orders_count=orders_count,
         )
 
     def consent(self, value: Any, path: str) -> Consent | None:
@@ -347,6 +361,7 @@ class _Validator:
         in_stock = data.get("in_stock", True)
         if not isinstance(in_stock, bool):
             self.fail(f"{path}.in_stock", "must be true or false")
+        related_skus = self.sku_list(data.get("related_skus"), f"{path}.related_skus")
         if len(self.errors) > before:
             return None
         assert sku is not None and name is not None and url is not None and unit_price is not None
@@ -359,7 +374,28 @@ class _Validator:
             image_url=image_url,
             variant=variant,
             in_stock=bool(in_stock),
+            related_skus=related_skus,
         )
+
+    def sku_list(self, value: Any, path: str) -> tuple[str, ...]:
+        """An optional list of SKUs: non-empty strings, at most ``MAX_RELATED_SKUS`` of them."""
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.fail(path, "must be an array of SKU strings")
+            return ()
+        if len(value) > MAX_RELATED_SKUS:
+            self.fail(path, f"must have at most {MAX_RELATED_SKUS} SKUs")
+            return ()
+        skus: list[str] = []
+        for index, sku in enumerate(value):
+            if not isinstance(sku, str) or not sku.strip():
+                self.fail(f"{path}[{index}]", "must be a non-empty string")
+            elif len(sku) > MAX_ID:
+                self.fail(f"{path}[{index}]", f"must be at most {MAX_ID} characters")
+            else:
+                skus.append(sku)
+        return tuple(dict.fromkeys(skus))
 
     def order(self, value: Any, path: str) -> Order | None:
         data = self.obj(value, path)

@@ -65,6 +65,9 @@ def _customer(payload: dict[str, Any]) -> dict[str, Any]:
         "name": " ".join(n for n in names if n) or None,
         "locale": _text(payload.get("customer_locale")),
     }
+    orders_count = customer.get("orders_count")  # older webhook API versions: tells a first purchase
+    if isinstance(orders_count, int) and not isinstance(orders_count, bool) and 0 <= orders_count <= 1_000_000:
+        result["orders_count"] = orders_count
     if isinstance(payload.get("buyer_accepts_marketing"), bool):
         result["marketing_consent"] = {
             "granted": payload["buyer_accepts_marketing"],

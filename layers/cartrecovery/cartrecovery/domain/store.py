@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 STORE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -81,12 +83,44 @@ class Legal:
     contact: str
 
 
+# The step whose email carries the store's coupon.
+COUPON_STEP = 2
+SHARED_COUPON = "shared"  # every shopper gets ``code``
+POOL_COUPON = "pool"  # each cart gets a single-use code from the store's uploaded pool; ``code`` is the fallback
+
+
 @dataclass(frozen=True)
 class Coupon:
     code: str
     description: str
     terms: str = ""
     valid_days: int | None = 7
+    kind: str = SHARED_COUPON
+    # A link that applies the code in the shop, e.g. ``https://shop.example.jp/discount/{code}?redirect=/cart``.
+    apply_url: str = ""
+    # Send the coupon step only to shoppers who did not click an earlier email of the flow.
+    only_if_not_clicked: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in (SHARED_COUPON, POOL_COUPON):
+            raise ValueError(f"coupon kind must be {SHARED_COUPON!r} or {POOL_COUPON!r}, got {self.kind!r}")
+        if self.kind == SHARED_COUPON and not self.code:
+            raise ValueError("a shared coupon needs a code")
+        if self.apply_url:
+            check_apply_url(self.apply_url)
+
+    def apply_link(self, code: str) -> str | None:
+        """The auto-apply link for ``code`` (URL-encoded into the pattern), or None without a pattern."""
+        return self.apply_url.replace("{code}", quote(code, safe="")) if self.apply_url else None
+
+
+def check_apply_url(pattern: str) -> None:
+    """An auto-apply pattern is an absolute https URL with ``{code}`` in its path or query."""
+    if "{code}" not in pattern:
+        raise ValueError("coupon apply_url must contain {code}")
+    parts = urlsplit(pattern.replace("{code}", "CODE"))
+    if parts.scheme != "https" or not parts.hostname or "{code}" in urlsplit(pattern).netloc:
+        raise ValueError(f"coupon apply_url must be an absolute https URL with {{code}} after the host: {pattern!r}")
 
 
 @dataclass(frozen=True)
@@ -95,6 +129,18 @@ class Product:
     url: str
     image_url: str | None = None
     price: str | None = None
+
+
+@dataclass(frozen=True)
+class Reassurance:
+    """Texts that answer a hesitating shopper's doubts, each shown only where it helps and never when empty:
+    warranty and returns for a cart whose total reaches ``high_value_threshold`` (in the store's currency),
+    returns and size exchange for a shopper's first purchase."""
+
+    warranty: str = ""
+    returns: str = ""
+    size_exchange: str = ""
+    high_value_threshold: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +164,11 @@ class StoreSettings:
     skip_closed_days: bool = False
     # At most one marketing email per shopper and store in this many hours, across flows (0: no cap).
     frequency_cap_hours: int = 16
+    reassurance: Reassurance = field(default_factory=Reassurance)
+    # Shipping is free from this order total, in ``currency``: below it, emails say how much is missing.
+    free_shipping_threshold: Decimal | None = None
+    # Leave out-of-stock items out of the emails (else they are shown marked); never all of a cart's items.
+    hide_out_of_stock: bool = False
 
     def __post_init__(self) -> None:
         if self.frequency_cap_hours < 0:
@@ -138,6 +189,9 @@ class StoreSettings:
             for name, flow in self.flows.items()
         }
         data["recommendations"] = [asdict(p) for p in self.recommendations]
+        # Amounts as decimal strings: exact in DynamoDB and printable as JSON.
+        data["reassurance"]["high_value_threshold"] = _amount_text(self.reassurance.high_value_threshold)
+        data["free_shipping_threshold"] = _amount_text(self.free_shipping_threshold)
         return data
 
     @classmethod
@@ -152,6 +206,7 @@ class StoreSettings:
         } or {CART_RECOVERY: DEFAULT_CART_RECOVERY}
         coupon = data.get("coupon")
         legal = data.get("legal") or {}
+        reassurance = data.get("reassurance") or {}
         return cls(
             store_id=str(data["store_id"]),
             name=str(data["name"]),
@@ -169,10 +224,13 @@ class StoreSettings:
             quiet_hours=QuietHours.parse(str(data.get("quiet_hours") or "21:00-08:00")),
             flows=flows,
             coupon=Coupon(
-                code=str(coupon["code"]),
+                code=str(coupon.get("code") or ""),
                 description=str(coupon.get("description") or ""),
                 terms=str(coupon.get("terms") or ""),
                 valid_days=int(coupon["valid_days"]) if coupon.get("valid_days") is not None else None,
+                kind=str(coupon.get("kind") or SHARED_COUPON),
+                apply_url=str(coupon.get("apply_url") or ""),
+                only_if_not_clicked=bool(coupon.get("only_if_not_clicked", False)),
             )
             if coupon
             else None,
@@ -184,7 +242,34 @@ class StoreSettings:
             late_limit_seconds=int(data.get("late_limit_seconds") or 86400),
             skip_closed_days=bool(data.get("skip_closed_days", False)),
             frequency_cap_hours=int(data["frequency_cap_hours"] if data.get("frequency_cap_hours") is not None else 16),
+            reassurance=Reassurance(
+                warranty=str(reassurance.get("warranty") or "").strip(),
+                returns=str(reassurance.get("returns") or "").strip(),
+                size_exchange=str(reassurance.get("size_exchange") or "").strip(),
+                high_value_threshold=_amount(reassurance.get("high_value_threshold"), "high_value_threshold"),
+            ),
+            free_shipping_threshold=_amount(data.get("free_shipping_threshold"), "free_shipping_threshold"),
+            hide_out_of_stock=bool(data.get("hide_out_of_stock", False)),
         )
+
+
+def _amount(value: Any, name: str) -> Decimal | None:
+    """A threshold from settings (a number or its text, in the store's currency); None when not set."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an amount such as 5000")
+    try:
+        amount = Decimal(str(value).replace(",", "").strip())
+    except InvalidOperation:
+        raise ValueError(f"{name} must be an amount such as 5000, got {value!r}") from None
+    if not amount.is_finite() or amount <= 0:
+        raise ValueError(f"{name} must be more than 0, got {value!r}")
+    return amount
+
+
+def _amount_text(amount: Decimal | None) -> str | None:
+    return None if amount is None else str(amount)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ TEMPLATE_NAME = re.compile(
 )
 _STEP_SUBJECT = re.compile(rf"^(?P<locale>{_SEGMENT})/(?P<flow>{_SEGMENT})/step(?P<step>[1-9][0-9]*)\.subject\.j2$")
 SPARSE_HINT = (
-    "no customer name, shop URL, cart link, images, variants, coupon, recommendations or help links; "
+    "no customer name, shop URL, cart link, images, variants, coupon, recommendations, reassurance, "
+    "free-shipping note or help links; "
     "wrap optional values in {% if ... %}"
 )
 LAYOUT_HINT = "<locale>/<flow>/step<N>.subject.j2, .html.j2, .txt.j2 or <locale>/_<partial>.j2"

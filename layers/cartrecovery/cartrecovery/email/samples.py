@@ -45,6 +45,29 @@ _RECOMMENDATIONS: dict[str, list[tuple[str, str, str]]] = {
     ],
 }
 
+# A single-use code as a store's pool hands them out (one per cart), shown by previews of pool stores.
+SAMPLE_POOL_CODE = "THX-7KQ2-M9XD"
+
+# What a store that sets every reassurance text and a free-shipping threshold shows (amounts in its currency).
+_CONTENT: dict[str, dict[str, Any]] = {
+    "ja": {
+        "reassurance": {
+            "warranty": "お届けから1年間、製造上の不具合による故障は無償で修理または交換いたします。",
+            "returns": "商品到着後8日以内の未使用品は、返品を承ります（返送料は当店負担）。",
+            "size_exchange": "サイズが合わなかった場合は、到着後14日以内であれば1回まで無料で交換いたします。",
+        },
+        "free_shipping_threshold": "10000",
+    },
+    "en": {
+        "reassurance": {
+            "warranty": "Every item is covered for one year against manufacturing defects: we repair or replace it.",
+            "returns": "Changed your mind? Return unused items within 30 days, and we cover the return postage.",
+            "size_exchange": "If the size isn't right, we exchange it once for free within 30 days of delivery.",
+        },
+        "free_shipping_threshold": "150",
+    },
+}
+
 _SHOPS: dict[str, dict[str, Any]] = {
     "ja": {
         "shop": {"name": "ことのは商店", "url": "https://shop.example.jp", "locale": "ja", "currency": "JPY"},
@@ -55,12 +78,13 @@ _SHOPS: dict[str, dict[str, Any]] = {
             "contact": "support@shop.example.jp（03-1234-5678 平日10:00〜17:00）",
         },
         "coupon": {
-            "code": "THANKS10",
+            "code": SAMPLE_POOL_CODE,
             "description": "カート内の商品が10%オフになるクーポンです。",
             "terms": (
                 "3,000円（税込）以上のご購入で、お一人さま1回限りご利用いただけます。他のクーポンとの併用はできません。"
             ),
             "expires_at": "2026年12月31日",
+            "apply_url": f"https://shop.example.jp/discount/{SAMPLE_POOL_CODE}?redirect=/cart",
         },
         "unsubscribe_url": "https://recovery.shop.example.jp/u/SAMPLE-TOKEN",
     },
@@ -73,10 +97,11 @@ _SHOPS: dict[str, dict[str, Any]] = {
             "contact": "support@shop.example.com",
         },
         "coupon": {
-            "code": "THANKS10",
+            "code": SAMPLE_POOL_CODE,
             "description": "10% off the items in your cart.",
             "terms": "One use per customer on orders of $30 or more. Cannot be combined with other offers.",
             "expires_at": "December 31, 2026",
+            "apply_url": f"https://shop.example.com/discount/{SAMPLE_POOL_CODE}?redirect=/cart",
         },
         "unsubscribe_url": "https://recovery.shop.example.com/u/SAMPLE-TOKEN",
     },
@@ -84,7 +109,9 @@ _SHOPS: dict[str, dict[str, Any]] = {
 
 
 def sample_context(flow: str, step: int, locale: str, *, items: int = 3) -> dict[str, Any]:
-    """A fresh context for ``flow`` step ``step``: step 2 carries a coupon, step 3 recommendations.
+    """A fresh context for ``flow`` step ``step``: step 2 carries a coupon, step 3 recommendations (one of
+    each kind: a cross-sell, an up-sell and a pick of the shop); every step has the reassurance texts, the
+    free-shipping note, and (with fewer than four items) one out-of-stock item left out.
 
     ``locale`` picks the shop (``ja``: a Japanese shop in JPY, anything else: an English one in USD);
     ``items`` may exceed the product list, which then repeats with new SKUs. The fourth item is out of stock.
@@ -123,15 +150,22 @@ def sample_context(flow: str, step: int, locale: str, *, items: int = 3) -> dict
 
     recommendations = []
     if step == 3:
+        names = [item["name"] for item in cart_items] or [None]
+        related_to = [names[0], names[min(1, len(names) - 1)], None]
         recommendations = [
             {
                 "name": name,
                 "url": f"{base}/products/{sku.lower()}",
                 "image_url": f"{base}/images/{sku.lower()}.jpg",
                 "price": format_money(Decimal(price), currency, lang),
+                "kind": kind,
+                "related_to": related,
             }
-            for sku, name, price in _RECOMMENDATIONS[lang][:3]
+            for (sku, name, price), kind, related in zip(
+                _RECOMMENDATIONS[lang][:3], ("cross_sell", "upsell", "pick"), related_to, strict=True
+            )
         ]
+    threshold = Decimal(_CONTENT[lang]["free_shipping_threshold"])
 
     return {
         "shop": shop,
@@ -141,6 +175,14 @@ def sample_context(flow: str, step: int, locale: str, *, items: int = 3) -> dict
             "total": format_money(total, currency, lang),
             "item_count": count,
             "recovery_url": f"{base}/cart/restore?t=SAMPLE-CART&utm_source=cartrecovery&utm_medium=email",
+            # As a store that hides out-of-stock items: the sold-out fourth product is left out and counted,
+            # unless the cart has at least four items (then it is listed, marked, as by a store that shows them).
+            "hidden_count": 0 if any(item["out_of_stock"] for item in cart_items) else 1,
+        },
+        "reassurance": {**_CONTENT[lang]["reassurance"], "high_value": True, "first_purchase": True},
+        "free_shipping": {
+            "remaining": format_money(max(threshold - total, Decimal(1)), currency, lang),
+            "threshold": format_money(threshold, currency, lang),
         },
         "coupon": dict(_SHOPS[lang]["coupon"]) if step == 2 else None,
         "recommendations": recommendations,
@@ -159,7 +201,8 @@ def sample_context(flow: str, step: int, locale: str, *, items: int = 3) -> dict
 
 def sparse_context(flow: str, step: int, locale: str) -> dict[str, Any]:
     """``sample_context`` with every optional value left out, as a store without a home page, help pages,
-    coupon or recommendations and an anonymous shopper's cart without images produce it."""
+    coupon, recommendations, reassurance texts or free-shipping threshold and an anonymous shopper's cart
+    without images produce it."""
     context = sample_context(flow, step, locale)
     context["shop"]["url"] = None
     context["customer"] = {"name": None}
@@ -170,6 +213,9 @@ def sparse_context(flow: str, step: int, locale: str) -> dict[str, Any]:
     context["coupon"] = None
     context["recommendations"] = []
     context["help"] = dict.fromkeys(context["help"])
+    context["cart"]["hidden_count"] = 0
+    context["reassurance"] = None
+    context["free_shipping"] = None
     return context
 
 

@@ -36,11 +36,17 @@ def demo_store_settings() -> dict[str, Any]:
                 ],
             }
         },
+        # A store-wide code. ``"kind": "pool"`` would give each cart a single-use code from the codes uploaded
+        # with ``cartrecovery --local coupons upload --store demo FILE`` (this code when they run out), and
+        # ``"only_if_not_clicked": true`` would skip the coupon email for shoppers who clicked step 1.
         "coupon": {
             "code": "MATCHA10",
             "description": "ご注文金額から10%オフ",
             "terms": "お一人様1回限り。他のクーポンとの併用はできません。",
             "valid_days": 7,
+            "kind": "shared",
+            "apply_url": "https://shop.example.jp/discount/{code}?redirect=/cart",
+            "only_if_not_clicked": False,
         },
         "recommendations": [
             {
@@ -68,4 +74,18 @@ def demo_store_settings() -> dict[str, Any]:
             "faq_url": "https://shop.example.jp/help/faq",
             "contact_url": "https://shop.example.jp/contact",
         },
+        # Shown only where they help: warranty and returns for carts of 10,000円 or more, returns and size
+        # exchange for a shopper with no known order (``customer.orders_count: 0``, or no order seen yet).
+        "reassurance": {
+            "warranty": "茶器は、お届けから1年以内に製造上の不具合が見つかった場合、無償で交換いたします。",
+            "returns": "未開封の商品は、商品到着後8日以内であれば返品を承ります。",
+            "size_exchange": "急須・湯呑みの容量違いへの交換は、商品到着後14日以内であれば1回まで無料で承ります。",
+            "high_value_threshold": 10000,
+        },
+        # Below 5,000円 every step says how much more ships free ("あと2,440円のお買い上げで送料無料").
+        "free_shipping_threshold": 5000,
+        # Out-of-stock items are listed, marked 在庫切れ; true would leave them out (never all of a cart's items).
+        "hide_out_of_stock": False,
+        # Step 3 recommends the list above; a catalog uploaded with `cartrecovery --local catalog upload
+        # --store demo FILE` adds the products named by the items' related_skus, ahead of it.
     }

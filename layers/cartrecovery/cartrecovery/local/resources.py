@@ -19,6 +19,7 @@ TABLE_ENV = {
     "ContactsTable": "CONTACTS_TABLE",
     "MessagesTable": "MESSAGES_TABLE",
     "CountersTable": "COUNTERS_TABLE",
+    "CouponsTable": "COUPONS_TABLE",
 }
 _TABLE_KEYS = ("KeySchema", "AttributeDefinitions", "BillingMode", "GlobalSecondaryIndexes")
 

@@ -49,6 +49,7 @@ SETTINGS_ENV = {  # Settings field -> the environment variable Settings.from_env
     "contacts_table": "CONTACTS_TABLE",
     "messages_table": "MESSAGES_TABLE",
     "counters_table": "COUNTERS_TABLE",
+    "coupons_table": "COUPONS_TABLE",
     "schedule_group": "SCHEDULE_GROUP",
     "scheduler_role_arn": "SCHEDULER_ROLE_ARN",
     "send_function_arn": "SEND_FUNCTION_ARN",

@@ -1,6 +1,7 @@
 """Erase one shopper of one store (a data subject's request): carts, their events and messages, pending
-schedules and the address's contact record. Only a suppression survives, as its salted hash, so the
-address is still never emailed again by mistake."""
+schedules and the address's contact records. What survives is keyed by the salted hash and holds no
+address: the stops (a suppression, an opt-out), so the address is never emailed again by mistake, and the
+consent proof, until its own expiry (docs/decisions.md, Erasure)."""
 
 from __future__ import annotations
 

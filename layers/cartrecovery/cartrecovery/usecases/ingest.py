@@ -7,13 +7,14 @@ delivery simply runs the effects again: if the first delivery died half way, the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from cartrecovery.clock import Clock, isoformat
-from cartrecovery.domain.cart import SENT, CartState, Decision, fold
+from cartrecovery.domain.cart import SENT, CartState, Decision, Timer, fold
 from cartrecovery.domain.events import CART_ACTIVITY, Event
 from cartrecovery.domain.store import Store
 from cartrecovery.domain.timing import next_step, timer_for
@@ -74,20 +75,22 @@ class IngestEvent:
         summary = {**_summary(event), "fingerprint": fingerprint}
         first = self.events.record(store.store_id, event_id, summary, now + EVENT_ID_RETENTION)
         if first:
-            self.apply(store, event)
+            self.apply(store, event, event_id=event_id)
         else:
             recorded = self.events.get(store.store_id, event_id)
             if recorded is not None and recorded.get("fingerprint", "") == fingerprint:
-                self.apply(store, event, repair=True)
+                self.apply(store, event, repair=True, event_id=event_id)
         return IngestResult("accepted" if first else "duplicate", event_id)
 
-    def apply(self, store: Store, event: Event, *, repair: bool = False) -> None:
+    def apply(self, store: Store, event: Event, *, repair: bool = False, event_id: str | None = None) -> None:
         """Run the event's effects; ``repair`` (a re-delivery) also re-creates an armed schedule, in case
-        the first delivery died between arming the cart and creating its schedule."""
+        the first delivery died between arming the cart and creating its schedule. ``event_id`` (the
+        webhook id) is kept with a consent statement as the event it came from."""
         cart_id = _cart_id(event)
-        cart = self._fold(store, cart_id, event) if cart_id else None
+        cart, armed = self._fold(store, cart_id, event) if cart_id else (None, False)
         if cart is not None and cart.is_open and event.type in CART_ACTIVITY:
-            self._ensure_armed(store, cart, repair)
+            # A cart armed by its creating write still needs its schedule: the same path as a repair.
+            self._ensure_armed(store, cart, repair or armed)
         customer = event.customer
         email = customer.email if customer else None
         if event.type == "order.placed":
@@ -97,26 +100,41 @@ class IngestEvent:
             self._convert(store, event, cart, keys)
         elif event.type == "customer.unsubscribed" and email:
             self.contacts.unsubscribe(
-                store.store_id, contact_keys(store, email, None)[0], event.occurred_at, source="store"
+                store.store_id, contact_keys(store, email, None)[0], event.occurred_at, source="store", event=event_id
             )
         elif event.type == "customer.consent_changed" and email and customer and customer.consent:
             consent = customer.consent
             if consent.at is None:
                 consent = type(consent)(granted=consent.granted, at=event.occurred_at, source=consent.source)
-            self.contacts.record_consent(store.store_id, contact_keys(store, email, None)[0], consent)
+            self.contacts.record_consent(store.store_id, contact_keys(store, email, None)[0], consent, event=event_id)
 
-    def _fold(self, store: Store, cart_id: str, event: Event) -> CartState:
+    def _fold(self, store: Store, cart_id: str, event: Event) -> tuple[CartState, bool]:
+        """The cart with the event folded in and saved, and whether that write armed it: a new open cart is
+        saved with its first timer (the caller then creates the schedule), one write instead of two."""
         for _ in range(FOLD_ATTEMPTS):
             current = self.carts.get(store.store_id, cart_id)
             folded = fold(current, event, store.store_id, cart_id)
             if folded is current:
-                return folded
+                return folded, False
+            arm = self._first_timer(store, folded) if current is None and event.type in CART_ACTIVITY else None
             try:
-                self.carts.save_fold(folded, current.version if current else None)
-                return folded
+                self.carts.save_fold(folded, current.version if current else None, arm)
             except ConcurrentUpdate:
                 continue
+            if arm is not None:
+                return dataclasses.replace(folded, timer=arm[0], decisions=(arm[1],)), True
+            return folded, False
         raise ConcurrentUpdate(f"cart kept changing under {FOLD_ATTEMPTS} attempts")
+
+    def _first_timer(self, store: Store, cart: CartState) -> tuple[Timer, Decision] | None:
+        """The timer (and its log line) a new open cart starts with, if its flow runs."""
+        flow = store.settings.flows.get("cart_recovery")
+        step = next_step(cart, flow) if flow is not None and flow.enabled and cart.is_open else None
+        if flow is None or step is None:
+            return None
+        now = self.clock.now()
+        timer = timer_for(cart, flow, step, now)
+        return timer, Decision(at=now, action="armed", flow=flow.name, step=step.step, until=timer.due_at)
 
     def _ensure_armed(self, store: Store, cart: CartState, repair: bool) -> None:
         """Give an open cart a timer unless it has one; a live timer is left alone, because the step

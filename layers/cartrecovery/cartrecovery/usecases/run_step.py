@@ -25,8 +25,9 @@ from cartrecovery.domain.cart import (
     StepRecord,
     step_key,
 )
+from cartrecovery.domain.content import RECOMMENDATION_STEP, is_first_purchase
 from cartrecovery.domain.send_window import earliest_send
-from cartrecovery.domain.store import Flow, FlowStep, Store
+from cartrecovery.domain.store import COUPON_STEP, Flow, FlowStep, Store
 from cartrecovery.domain.timing import due_at, next_step, timer_for
 from cartrecovery.email.context import build_context, choose_locale
 from cartrecovery.email.mime import sender_address
@@ -34,8 +35,11 @@ from cartrecovery.email.render import EmailRenderer
 from cartrecovery.identity import email_hash
 from cartrecovery.ports import (
     CartRepository,
+    Catalogs,
+    ConsentStatement,
     ContactBook,
     ContactRecord,
+    CouponPool,
     Mailer,
     MessageLedger,
     MessageRecord,
@@ -49,6 +53,7 @@ from cartrecovery.ports import (
     TemplateOverrides,
 )
 from cartrecovery.tokens import UnsubscribeToken, issue
+from cartrecovery.usecases.coupons import choose_code
 from cartrecovery.usecases.ingest import contact_keys, schedule_payload
 
 log = logging.getLogger(__name__)
@@ -66,6 +71,7 @@ class StepOutcome:
     flow: str | None = None
     step: int | None = None
     message_id: str | None = None
+    coupon_pool_empty: bool = False  # a pool store's coupon step found no code left in the pool
 
 
 class RunDueStep:
@@ -81,8 +87,12 @@ class RunDueStep:
         clock: Clock,
         public_base_url: str,
         templates: TemplateOverrides | None = None,
+        coupons: CouponPool | None = None,
+        catalogs: Catalogs | None = None,
     ) -> None:
         self.stores = stores
+        self.catalogs = catalogs  # a store's uploaded catalog, read (through the cache) for its recommendations
+        self.coupons = coupons  # single-use codes, read only for stores whose coupon is a pool
         self.templates = templates  # a store's uploaded templates, laid over the renderer's
         self.carts = carts
         self.contacts = contacts
@@ -144,11 +154,14 @@ class RunDueStep:
         blocked, email_record = self._blocked(store, cart, step)
         if blocked:
             return self._stop(cart, flow.name, step.step, blocked)
+        if self._clicked_earlier(store, cart, flow, step):
+            return self._skip_clicked(store, cart, flow, step, now)
         deferral = earliest_send(now, store.settings, _zone(cart, store), _last_sent_at(email_record))
         if deferral is not None:
             until, reason = deferral
             return self._rearm(cart, flow, step, now, "deferred", reason, until)
-        return self._send(store, cart, flow, step, now)
+        first_purchase = is_first_purchase(cart.customer.orders_count, email_record and email_record.last_order_at)
+        return self._send(store, cart, flow, step, now, first_purchase=first_purchase)
 
     def _blocked(self, store: Store, cart: CartState, step: FlowStep) -> tuple[str | None, ContactRecord | None]:
         """Why this step must not go to this shopper now (None when it may), and the address's record."""
@@ -170,7 +183,33 @@ class RunDueStep:
                 return "ordered_since", email_record
         return None, email_record
 
-    def _send(self, store: Store, cart: CartState, flow: Flow, step: FlowStep, now: datetime) -> StepOutcome:
+    def _clicked_earlier(self, store: Store, cart: CartState, flow: Flow, step: FlowStep) -> bool:
+        """Whether the coupon step is held back because the shopper clicked an earlier email of the flow
+        (only for stores that turn ``coupon.only_if_not_clicked`` on: only they pay the ledger reads)."""
+        coupon = store.settings.coupon
+        if coupon is None or not coupon.only_if_not_clicked or step.step != COUPON_STEP:
+            return False
+        for earlier in flow.steps:
+            record = cart.step_record(flow.name, earlier.step) if earlier.step < step.step else None
+            message = self.ledger.get(record.message_id) if record and record.message_id else None
+            if message is not None and "clicked" in message.marks:
+                return True
+        return False
+
+    def _skip_clicked(self, store: Store, cart: CartState, flow: Flow, step: FlowStep, now: datetime) -> StepOutcome:
+        """Pass over the coupon step (no email at all) and go on to the next step, as for any skipped step.
+        Claimed like a send, so a concurrent delivery of the same firing cannot send it meanwhile."""
+        key = step_key(flow.name, step.step)
+        record = StepRecord(SKIPPED, now, reason="clicked_earlier")
+        if not self.carts.claim_step(store.store_id, cart.cart_id, key, record):
+            return StepOutcome("already_claimed", None, flow.name, step.step)
+        decision = Decision(now, "skipped", flow.name, step.step, "clicked_earlier")
+        self._advance(store, cart, flow, step, now, (key, record), decision)
+        return StepOutcome("skipped", "clicked_earlier", flow.name, step.step)
+
+    def _send(
+        self, store: Store, cart: CartState, flow: Flow, step: FlowStep, now: datetime, first_purchase: bool = False
+    ) -> StepOutcome:
         settings = store.settings
         assert cart.customer.email is not None
         variant = "a"
@@ -181,19 +220,37 @@ class RunDueStep:
         overrides = self.templates.get_templates(store.store_id) if self.templates else None
         renderer = self.renderer.with_overrides(overrides)
         locale = choose_locale(cart.customer.locale, renderer.available_locales(), settings.locale)
+        key = step_key(flow.name, step.step)
+        coupon = (
+            choose_code(settings.coupon, self.coupons, store.store_id, f"{cart.cart_id}#{key}", now)
+            if step.step == COUPON_STEP
+            else None
+        )
         # Render before claiming: a template error must leave the step unclaimed and the failure visible.
         rendered = renderer.render(
             flow.name,
             step.step,
             locale,
-            build_context(settings, cart, flow.name, step.step, locale, unsubscribe_url, now),
+            build_context(
+                settings,
+                cart,
+                flow.name,
+                step.step,
+                locale,
+                unsubscribe_url,
+                now,
+                coupon_code=coupon.code if coupon else None,
+                catalog=self.catalogs.get_catalog(store.store_id)
+                if self.catalogs is not None and step.step == RECOMMENDATION_STEP
+                else None,
+                first_purchase=first_purchase,
+            ),
         )
-        key = step_key(flow.name, step.step)
         if not self.carts.claim_step(store.store_id, cart.cart_id, key, StepRecord(CLAIMED, now, variant, day=day)):
             return StepOutcome("already_claimed", None, flow.name, step.step)
         # The claim found the cart still open; an unsubscribe or an order by the address may have landed while
         # this step was being decided, so look at the address again now that the step is held.
-        blocked, _ = self._blocked(store, cart, step)
+        blocked, seen = self._blocked(store, cart, step)
         if blocked:
             decision = Decision(now, "released", flow.name, step.step, blocked)
             self.carts.release_step(store.store_id, cart.cart_id, key, decision)
@@ -271,10 +328,14 @@ class RunDueStep:
                 "day": day,
                 "sent_at": isoformat(now),
             },
+            consent=_cart_statement(cart),
+            seen=seen,
         )
         record = StepRecord(SENT, now, variant, message_id=message_id, day=day)
-        self._advance(store, cart, flow, step, now, (key, record), Decision(now, "sent", flow.name, step.step))
-        return StepOutcome("sent", None, flow.name, step.step, message_id)
+        pool_empty = bool(coupon and coupon.pool_empty)
+        reason = "coupon_pool_empty" if pool_empty else None
+        self._advance(store, cart, flow, step, now, (key, record), Decision(now, "sent", flow.name, step.step, reason))
+        return StepOutcome("sent", None, flow.name, step.step, message_id, coupon_pool_empty=pool_empty)
 
     def _abandoned(self, store: Store, cart: CartState, flow: Flow, fired: int, claim: StepRecord) -> StepOutcome:
         """The claim's send died before recording its outcome. Like any unknown outcome: mark it, alarm on it
@@ -335,6 +396,14 @@ class RunDueStep:
             cart.store_id, cart.cart_id, timer=None, decision=Decision(self.clock.now(), "skipped", flow, step, reason)
         )
         return StepOutcome("skipped", reason, flow, step)
+
+
+def _cart_statement(cart: CartState) -> ConsentStatement | None:
+    """The checkout's consent an email goes out with: kept as proof by the write that records the email."""
+    consent = cart.customer.consent
+    if consent is None or consent.at is None:
+        return None
+    return ConsentStatement(consent.granted, consent.at, consent.source, f"cart:{cart.cart_id}")
 
 
 def _consent_granted(cart: CartState, record: ContactRecord | None) -> bool:

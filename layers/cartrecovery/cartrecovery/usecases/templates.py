@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cartrecovery.clock import Clock, isoformat
-from cartrecovery.domain.store import CART_RECOVERY, Store, StoreSettings
+from cartrecovery.domain.store import CART_RECOVERY, POOL_COUPON, Store, StoreSettings
 from cartrecovery.email.context import build_context, choose_locale
 from cartrecovery.email.overrides import (
     TEMPLATE_NAME,
@@ -25,7 +25,7 @@ from cartrecovery.email.overrides import (
     override_bytes,
 )
 from cartrecovery.email.render import EmailRenderer, RenderedEmail
-from cartrecovery.email.samples import sample_cart, sample_context
+from cartrecovery.email.samples import SAMPLE_POOL_CODE, sample_cart, sample_context
 from cartrecovery.ports import StoreRepository, TemplateOverrides
 
 PREVIEW_UNSUBSCRIBE_PATH = "/u/PREVIEW"  # stands in for a shopper's signed unsubscribe link
@@ -112,5 +112,17 @@ def preview_email(
         settings = store.settings
         chosen = choose_locale(locale or settings.locale, renderer.available_locales(), settings.locale)
         cart = sample_cart(store.store_id, chosen)
-        context = build_context(settings, cart, flow, step, chosen, unsubscribe_url, now)
+        # A pool store's shoppers each get a code of their own: show one like it (the pool is not touched).
+        pool = settings.coupon is not None and settings.coupon.kind == POOL_COUPON
+        context = build_context(
+            settings,
+            cart,
+            flow,
+            step,
+            chosen,
+            unsubscribe_url,
+            now,
+            coupon_code=SAMPLE_POOL_CODE if pool else None,
+            first_purchase=True,  # the sample shopper has no order yet: show what a new shopper sees
+        )
     return Preview(flow, step, chosen, renderer.render(flow, step, chosen, context))
