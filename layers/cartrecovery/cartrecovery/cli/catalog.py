@@ -9,16 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cartrecovery.cli.common import ServicesFor, find_store, no_store
 from cartrecovery.domain.catalog import COLUMNS, MAX_PRODUCTS, InvalidCatalog
 from cartrecovery.ports import CatalogTooLarge
 from cartrecovery.usecases.catalog import UnknownStore, upload_catalog
-from cartrecovery.wiring import Services
-
-ServicesFor = Callable[[argparse.Namespace], Services]
 
 
 def cmd_upload(args: argparse.Namespace, services: ServicesFor) -> int:
@@ -32,7 +29,7 @@ def cmd_upload(args: argparse.Namespace, services: ServicesFor) -> int:
     try:
         uploaded = upload_catalog(svc.stores, svc.stores, args.store, data, path.name, svc.clock)
     except UnknownStore:
-        print(f"error: no store {args.store!r}", file=sys.stderr)
+        no_store(args.store)
         return 1
     except InvalidCatalog as exc:
         print(f"error: {path} cannot be used as a catalog; nothing was stored:", file=sys.stderr)
@@ -55,8 +52,7 @@ def cmd_upload(args: argparse.Namespace, services: ServicesFor) -> int:
 
 def cmd_show(args: argparse.Namespace, services: ServicesFor) -> int:
     svc = services(args)
-    if svc.stores.get(args.store) is None:
-        print(f"error: no store {args.store!r}", file=sys.stderr)
+    if find_store(svc, args.store) is None:
         return 1
     catalog = svc.stores.get_catalog(args.store)
     if args.json:  # the same shape an upload takes

@@ -8,17 +8,13 @@ Reads only that address's items (keyed by its salted hash); the address itself i
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable
 from typing import Any
 
 from cartrecovery.adapters.contacts import HISTORY_LIMIT
+from cartrecovery.cli.common import ServicesFor, find_store
 from cartrecovery.clock import isoformat
 from cartrecovery.ports import ConsentStatement, ContactRecord
 from cartrecovery.usecases.ingest import contact_keys
-from cartrecovery.wiring import Services
-
-ServicesFor = Callable[[argparse.Namespace], Services]
 
 
 def _statement(statement: ConsentStatement) -> str:
@@ -54,9 +50,8 @@ def _lines(record: ContactRecord | None) -> list[str]:
 
 def cmd_show(args: argparse.Namespace, services: ServicesFor) -> int:
     svc = services(args)
-    store = svc.stores.get(args.store)
+    store = find_store(svc, args.store)
     if store is None:
-        print(f"error: no store {args.store!r}", file=sys.stderr)
         return 1
     key = contact_keys(store, args.email, None)[0]
     record = svc.contacts.get_many(store.store_id, [key]).get(key)

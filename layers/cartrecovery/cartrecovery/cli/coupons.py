@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cartrecovery.cli.common import ServicesFor, find_store, no_store
 from cartrecovery.domain.store import POOL_COUPON, Store
 from cartrecovery.ports import PoolBusy
 from cartrecovery.usecases.coupons import InvalidCodes, UnknownStore, upload_codes
-from cartrecovery.wiring import Services
 
-ServicesFor = Callable[[argparse.Namespace], Services]
 SHOWN_SKIPPED = 10  # codes named in a "skipped" message; the rest are counted
 
 
@@ -48,7 +46,7 @@ def cmd_upload(args: argparse.Namespace, services: ServicesFor) -> int:
     try:
         uploaded = upload_codes(svc.stores, svc.coupons, args.store, text, datetime.now(UTC))
     except UnknownStore:
-        print(f"error: no store {args.store!r}", file=sys.stderr)
+        no_store(args.store)
         return 1
     except InvalidCodes as exc:
         print(f"error: {path} has lines that are not coupon codes; nothing was added:", file=sys.stderr)
@@ -77,9 +75,8 @@ def cmd_upload(args: argparse.Namespace, services: ServicesFor) -> int:
 
 def cmd_show(args: argparse.Namespace, services: ServicesFor) -> int:
     svc = services(args)
-    store = svc.stores.get(args.store)
+    store = find_store(svc, args.store)
     if store is None:
-        print(f"error: no store {args.store!r}", file=sys.stderr)
         return 1
     stats = svc.coupons.stats(args.store)
     print(f"store {args.store}: {stats.total} code(s) uploaded, {stats.handed_out} handed out, {stats.left} left")

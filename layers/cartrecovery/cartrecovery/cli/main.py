@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cartrecovery.cli.catalog import add_catalog_parsers
+from cartrecovery.cli.common import find_store
 from cartrecovery.cli.config import local_runtime, resolve_settings
 from cartrecovery.cli.consent import add_consent_parser
 from cartrecovery.cli.coupons import add_coupon_parsers
@@ -205,9 +206,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_erase(args: argparse.Namespace) -> int:
     svc = _services(args)
-    store = svc.stores.get(args.store)
+    store = find_store(svc, args.store)
     if store is None:
-        print(f"error: no store {args.store!r}", file=sys.stderr)
         return 1
     erased = erase_shopper(
         store,

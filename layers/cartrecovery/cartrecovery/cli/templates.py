@@ -16,13 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cartrecovery.cli.common import ServicesFor, find_store, no_store
 from cartrecovery.domain.store import CART_RECOVERY
 from cartrecovery.email.overrides import InvalidOverrides, read_overrides
 from cartrecovery.email.render import TemplateError
 from cartrecovery.usecases.templates import UnknownStore, preview_email, upload_templates
-from cartrecovery.wiring import Services
 
-ServicesFor = Callable[[argparse.Namespace], Services]
 NowFor = Callable[[argparse.Namespace], datetime]
 
 
@@ -43,7 +42,7 @@ def cmd_upload(args: argparse.Namespace, services: ServicesFor) -> int:
     try:
         uploaded = upload_templates(svc.stores, svc.stores, args.store, overrides, svc.clock)
     except UnknownStore:
-        print(f"error: no store {args.store!r}", file=sys.stderr)
+        no_store(args.store)
         return 1
     except InvalidOverrides as exc:
         return _rejected(exc, "the templates do not render with the sample data")
@@ -60,8 +59,7 @@ def cmd_upload(args: argparse.Namespace, services: ServicesFor) -> int:
 
 def cmd_show(args: argparse.Namespace, services: ServicesFor) -> int:
     svc = services(args)
-    if svc.stores.get(args.store) is None:
-        print(f"error: no store {args.store!r}", file=sys.stderr)
+    if find_store(svc, args.store) is None:
         return 1
     overrides = svc.stores.get_templates(args.store)
     if args.name:
@@ -81,8 +79,7 @@ def cmd_show(args: argparse.Namespace, services: ServicesFor) -> int:
 
 def cmd_reset(args: argparse.Namespace, services: ServicesFor) -> int:
     svc = services(args)
-    if svc.stores.get(args.store) is None:
-        print(f"error: no store {args.store!r}", file=sys.stderr)
+    if find_store(svc, args.store) is None:
         return 1
     removed = svc.stores.delete_templates(args.store)
     if removed:
@@ -104,9 +101,8 @@ def cmd_preview(args: argparse.Namespace, services: ServicesFor, now_for: NowFor
     now = datetime.now(UTC)
     if args.store:
         svc = services(args)
-        store = svc.stores.get(args.store)
+        store = find_store(svc, args.store)
         if store is None:
-            print(f"error: no store {args.store!r}", file=sys.stderr)
             return 1
         if overrides is None:
             overrides = svc.stores.get_templates(args.store)
