@@ -21,6 +21,7 @@ from cartrecovery.ports import (
     AlreadyExists,
     ConcurrentUpdate,
     ContactRecord,
+    Mark,
     MessageRecord,
     OutgoingEmail,
     PoolStats,
@@ -280,6 +281,15 @@ class FakeLedger:
         counter_row = {"day": message.day, "flow": message.flow, "step": message.step, "variant": message.variant}
         self._bump(message.store_id, counter_row, kind, 1, revenue)
         return "new"
+
+    def mark_batch(self, marks: list[Mark]) -> list[str] | None:
+        # All or nothing, as the DynamoDB transaction: a missing message, or a repeat only the write's
+        # condition would see (the row was given, so nothing read the message), writes nothing.
+        for mark in marks:
+            message = self.messages.get(mark.message_id)
+            if message is None or (mark.row is not None and mark.kind in message.marks):
+                return None
+        return [self.mark(m.message_id, m.kind, m.at, m.revenue, m.detail, m.row) for m in marks]
 
     def count(self, store_id: str, row: dict[str, Any], kind: str, amount: int = 1) -> None:
         self._bump(store_id, row, kind, amount, None)

@@ -85,6 +85,18 @@ class MessageRecord:
 
 
 @dataclass(frozen=True)
+class Mark:
+    """One outcome of one message, to mark and count (``row``: as for ``MessageLedger.mark``)."""
+
+    message_id: str
+    kind: str
+    at: datetime
+    detail: dict[str, str] = field(default_factory=dict)
+    row: dict[str, Any] | None = None
+    revenue: Decimal | None = None
+
+
+@dataclass(frozen=True)
 class OutgoingEmail:
     sender: str
     to: str
@@ -275,6 +287,13 @@ class MessageLedger(Protocol):
     ) -> str:
         """Mark a message once per kind and count it; returns 'new', 'again' or 'missing'. ``row`` (store_id,
         day, flow, step, variant: the message's counter row, when the caller knows it) saves reading the message."""
+        ...
+
+    def mark_batch(self, marks: list[Mark]) -> list[str] | None:
+        """Mark and count several outcomes in one write, each counter row moved once by the batch's totals;
+        returns each mark's 'new' or 'again', in order. None, with nothing written, when the batch cannot be
+        counted as one (a message not recorded yet, a repeat the read could not see, a cancelled write):
+        the caller then marks them one at a time."""
         ...
 
     def count(self, store_id: str, row: dict[str, Any], kind: str, amount: int = 1) -> None: ...

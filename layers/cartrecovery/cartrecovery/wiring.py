@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # adapters import lazily: a function pays only for what its u
     from cartrecovery.usecases.ingest import IngestEvent
     from cartrecovery.usecases.reconcile import ReconcileTimers
     from cartrecovery.usecases.run_step import RunDueStep
-    from cartrecovery.usecases.track import RecordSesEvent
+    from cartrecovery.usecases.track import RecordSesEvent, RecordSesEvents
     from cartrecovery.usecases.unsubscribe import Unsubscribe
 
 _overrides: dict[str, Any] = {}
@@ -159,6 +159,12 @@ class Services:
         from cartrecovery.usecases.track import RecordSesEvent
 
         return RecordSesEvent(self.ledger, self.contacts, self.clock)
+
+    @functools.cached_property
+    def track_batch(self) -> RecordSesEvents:
+        from cartrecovery.usecases.track import RecordSesEvents
+
+        return RecordSesEvents(self.ledger, self.clock)
 
     @functools.cached_property
     def unsubscribe(self) -> Unsubscribe:

@@ -3,7 +3,8 @@
 Each message item carries the first time of each outcome (``opened_at``, ``clicked_at``, ...). Marking an
 outcome and counting it happen in one transaction conditioned on that attribute being absent, so a
 counter moves exactly once per message and kind however often SES repeats itself. Counters are kept per
-(store, send day, flow, step, variant): the report reads a few rows, never the messages.
+(store, send day, flow, step, variant): the report reads a few rows, never the messages. A batch of
+outcomes can share one transaction, where each counter row moves once by the batch's total.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Any
 from cartrecovery.adapters.dynamo_codec import from_item, to_attr, to_item
 from cartrecovery.adapters.errors import error_code
 from cartrecovery.clock import parse_rfc3339
-from cartrecovery.ports import MessageRecord
+from cartrecovery.ports import Mark, MessageRecord
 
 MESSAGE_RETENTION = timedelta(days=400)
+MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit for one TransactWriteItems
 MARK_KINDS = (
     "delivered",
     "opened",
@@ -41,27 +43,50 @@ class DynamoMessageLedger:
         self.messages = messages_table
         self.counters = counters_table
 
-    def _counter_update(
-        self, store_id: str, row: dict[str, Any], kind: str, amount: int, revenue: Decimal | None = None
-    ) -> dict[str, Any]:
-        expression = "SET #day = :day, #flow = :flow, #step = :step, #variant = :variant ADD #kind :n" + (
-            ", #revenue :revenue" if revenue is not None else ""
-        )
-        names = {"#day": "day", "#flow": "flow", "#step": "step", "#variant": "variant", "#kind": kind}
+    def _counter_update(self, store_id: str, row: dict[str, Any], amounts: dict[str, int | Decimal]) -> dict[str, Any]:
+        """Add each amount (counts by kind, ``revenue``) to a counter row, creating it if need be."""
+        names = {"#day": "day", "#flow": "flow", "#step": "step", "#variant": "variant"}
         values = {
             ":day": to_attr(row["day"]),
             ":flow": to_attr(row["flow"]),
             ":step": to_attr(int(row["step"])),
             ":variant": to_attr(row["variant"]),
-            ":n": to_attr(amount),
         }
-        if revenue is not None:
-            names["#revenue"] = "revenue"
-            values[":revenue"] = to_attr(revenue)
+        adds = []
+        for i, (name, amount) in enumerate(amounts.items()):
+            adds.append(f"#k{i} :n{i}")
+            names[f"#k{i}"] = name
+            values[f":n{i}"] = to_attr(amount)
         return {
             "TableName": self.counters,
             "Key": {"store_id": {"S": store_id}, "counter_key": {"S": counter_key(row)}},
-            "UpdateExpression": expression,
+            "UpdateExpression": "SET #day = :day, #flow = :flow, #step = :step, #variant = :variant ADD "
+            + ", ".join(adds),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+
+    def _message_update(self, message_id: str, marks: list[Mark]) -> dict[str, Any]:
+        """Set each mark's time (and details) on the message, if the message exists and none is set yet."""
+        sets: list[str] = []
+        conditions = ["attribute_exists(message_id)"]
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        for i, mark in enumerate(marks):
+            for name, value in {"at": mark.at, **mark.detail}.items():
+                sets.append(f"#{name}{i} = :{name}{i}")
+                names[f"#{name}{i}"] = f"{mark.kind}_{name}"
+                values[f":{name}{i}"] = to_attr(value)
+            conditions.append(f"attribute_not_exists(#at{i})")
+            if mark.revenue is not None:
+                sets.append("#revenue = :revenue")
+                names["#revenue"] = "revenue"
+                values[":revenue"] = to_attr(mark.revenue)
+        return {
+            "TableName": self.messages,
+            "Key": {"message_id": {"S": message_id}},
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": " AND ".join(conditions),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
@@ -79,7 +104,6 @@ class DynamoMessageLedger:
             "sent_at": message.sent_at,
             "expires_at": int((message.sent_at + MESSAGE_RETENTION).timestamp()),
         }
-        row = {"day": message.day, "flow": message.flow, "step": message.step, "variant": message.variant}
         try:
             self.client.transact_write_items(
                 TransactItems=[
@@ -90,7 +114,7 @@ class DynamoMessageLedger:
                             "ConditionExpression": "attribute_not_exists(message_id)",
                         }
                     },
-                    {"Update": self._counter_update(message.store_id, row, "sent", 1)},
+                    {"Update": self._counter_update(message.store_id, _row(message), {"sent": 1})},
                 ]
             )
         except self.client.exceptions.TransactionCanceledException as exc:
@@ -99,21 +123,18 @@ class DynamoMessageLedger:
 
     def get(self, message_id: str) -> MessageRecord | None:
         item = self.client.get_item(TableName=self.messages, Key={"message_id": {"S": message_id}}, ConsistentRead=True)
-        if "Item" not in item:
+        return _record(item["Item"]) if "Item" in item else None
+
+    def _get_many(self, message_ids: list[str]) -> dict[str, MessageRecord] | None:
+        """Up to 100 messages in one read (None if DynamoDB left some keys unread)."""
+        if not message_ids:
+            return {}
+        keys = [{"message_id": {"S": message_id}} for message_id in message_ids]
+        answer = self.client.batch_get_item(RequestItems={self.messages: {"Keys": keys, "ConsistentRead": True}})
+        if answer.get("UnprocessedKeys"):
             return None
-        data = from_item(item["Item"])
-        return MessageRecord(
-            message_id=data["message_id"],
-            store_id=data["store_id"],
-            cart_id=data["cart_id"],
-            flow=data["flow"],
-            step=int(data["step"]),
-            variant=data["variant"],
-            day=data["day"],
-            email_hash=data["email_hash"],
-            sent_at=parse_rfc3339(data["sent_at"]),
-            marks={k: str(data[f"{k}_at"]) for k in MARK_KINDS if f"{k}_at" in data},
-        )
+        records = [_record(item) for item in answer["Responses"].get(self.messages, [])]
+        return {record.message_id: record for record in records}
 
     def mark(
         self,
@@ -132,35 +153,15 @@ class DynamoMessageLedger:
                 return "missing"
             if kind in message.marks:
                 return "again"
-            store_id = message.store_id
-            row = {"day": message.day, "flow": message.flow, "step": message.step, "variant": message.variant}
+            store_id, row = message.store_id, _row(message)
         else:
             store_id = str(row["store_id"])
-        sets = ["#at = :at"]
-        names = {"#at": f"{kind}_at"}
-        values: dict[str, Any] = {":at": to_attr(at)}
-        for name, value in (detail or {}).items():
-            sets.append(f"#{name} = :{name}")
-            names[f"#{name}"] = f"{kind}_{name}"
-            values[f":{name}"] = to_attr(value)
-        if revenue is not None:
-            sets.append("#revenue = :revenue")
-            names["#revenue"] = "revenue"
-            values[":revenue"] = to_attr(revenue)
+        mark = Mark(message_id, kind, at, detail or {}, revenue=revenue)
         try:
             self.client.transact_write_items(
                 TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.messages,
-                            "Key": {"message_id": {"S": message_id}},
-                            "UpdateExpression": "SET " + ", ".join(sets),
-                            "ConditionExpression": "attribute_exists(message_id) AND attribute_not_exists(#at)",
-                            "ExpressionAttributeNames": names,
-                            "ExpressionAttributeValues": values,
-                        }
-                    },
-                    {"Update": self._counter_update(store_id, row, kind, 1, revenue)},
+                    {"Update": self._message_update(message_id, [mark])},
+                    {"Update": self._counter_update(store_id, row, _amounts(mark))},
                 ]
             )
         except self.client.exceptions.TransactionCanceledException as exc:
@@ -170,12 +171,59 @@ class DynamoMessageLedger:
             return "again" if self.get(message_id) is not None else "missing"
         return "new"
 
+    def mark_batch(self, marks: list[Mark]) -> list[str] | None:
+        # Opens and clicks are checked for repeats by one read of their messages; the rest rely on the write's
+        # conditions, whose failure cancels the whole batch (the caller then marks one at a time).
+        if len(marks) > MAX_TRANSACTION_ITEMS:
+            return None
+        unread = sorted({mark.message_id for mark in marks if mark.row is None})
+        read = self._get_many(unread)
+        if read is None or len(read) < len(unread):
+            return None
+        results: list[str] = []
+        updates: dict[str, dict[str, Mark]] = {}  # message -> kind -> its first mark in the batch
+        counters: dict[tuple[str, str], tuple[dict[str, Any], dict[str, int | Decimal]]] = {}  # row, amounts
+        for mark in marks:
+            if mark.kind not in MARK_KINDS:
+                raise ValueError(f"unknown outcome {mark.kind}")
+            message = read.get(mark.message_id)
+            kinds = updates.setdefault(mark.message_id, {})
+            if mark.kind in kinds or (message is not None and mark.kind in message.marks):
+                results.append("again")
+                continue
+            kinds[mark.kind] = mark
+            results.append("new")
+            if mark.row is not None:
+                store_id, row = str(mark.row["store_id"]), mark.row
+            else:
+                assert message is not None
+                store_id, row = message.store_id, _row(message)
+            amounts = counters.setdefault((store_id, counter_key(row)), (row, {}))[1]
+            for name, amount in _amounts(mark).items():
+                amounts[name] = amounts.get(name, 0) + amount
+        items = [
+            {"Update": self._message_update(message_id, list(kinds.values()))}
+            for message_id, kinds in updates.items()
+            if kinds
+        ] + [
+            {"Update": self._counter_update(store_id, row, amounts)}
+            for (store_id, _), (row, amounts) in counters.items()
+        ]
+        if len(items) > MAX_TRANSACTION_ITEMS:
+            return None
+        if items:
+            try:
+                self.client.transact_write_items(TransactItems=items)
+            except self.client.exceptions.TransactionCanceledException:
+                return None
+        return results
+
     def delete(self, message_id: str) -> None:
         """Erase a message record; the report's counters hold no personal data and stay."""
         self.client.delete_item(TableName=self.messages, Key={"message_id": {"S": message_id}})
 
     def count(self, store_id: str, row: dict[str, Any], kind: str, amount: int = 1) -> None:
-        self.client.update_item(**self._counter_update(store_id, row, kind, amount))
+        self.client.update_item(**self._counter_update(store_id, row, {kind: amount}))
 
     def report_rows(self, store_id: str, day_from: str, day_to: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -194,6 +242,30 @@ class DynamoMessageLedger:
             if "LastEvaluatedKey" not in page:
                 return rows
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _row(message: MessageRecord) -> dict[str, Any]:
+    return {"day": message.day, "flow": message.flow, "step": message.step, "variant": message.variant}
+
+
+def _amounts(mark: Mark) -> dict[str, int | Decimal]:
+    return {mark.kind: 1} if mark.revenue is None else {mark.kind: 1, "revenue": mark.revenue}
+
+
+def _record(item: dict[str, Any]) -> MessageRecord:
+    data = from_item(item)
+    return MessageRecord(
+        message_id=data["message_id"],
+        store_id=data["store_id"],
+        cart_id=data["cart_id"],
+        flow=data["flow"],
+        step=int(data["step"]),
+        variant=data["variant"],
+        day=data["day"],
+        email_hash=data["email_hash"],
+        sent_at=parse_rfc3339(data["sent_at"]),
+        marks={k: str(data[f"{k}_at"]) for k in MARK_KINDS if f"{k}_at" in data},
+    )
 
 
 def _cancelled_by_condition(exc: Exception) -> bool:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from cartrecovery.clock import Clock, parse_rfc3339
-from cartrecovery.ports import ContactBook, MessageLedger
+from cartrecovery.ports import ContactBook, Mark, MessageLedger
 
 # SES eventType -> the report column it counts in.
 COUNTED = {
@@ -50,19 +50,22 @@ class TrackOutcome:
     result: str  # new, again, ignored
 
 
-class RecordSesEvent:
-    def __init__(self, ledger: MessageLedger, contacts: ContactBook, clock: Clock) -> None:
-        self.ledger = ledger
-        self.contacts = contacts
-        self.clock = clock
+@dataclass(frozen=True)
+class SesEvent:
+    """What an SES event counts: the message, the report column and its time, what the mark keeps."""
 
-    def __call__(self, record: dict[str, Any]) -> TrackOutcome:
-        event_type = record.get("eventType") or record.get("notificationType")
+    mark: Mark
+    suppresses: bool  # a hard bounce or a complaint
+
+    @classmethod
+    def read(cls, record: dict[str, Any], clock: Clock) -> SesEvent | None:
+        """None for what counts nothing (Send, DeliveryDelay, Subscription, no message id)."""
+        event_type = str(record.get("eventType") or record.get("notificationType"))
         message_id = (record.get("mail") or {}).get("messageId")
-        kind = COUNTED.get(str(event_type))
+        kind = COUNTED.get(event_type)
         if kind is None or not message_id:
-            return TrackOutcome(None, "ignored")  # Send, DeliveryDelay, Subscription: nothing to count
-        at = _event_time(record, str(event_type)) or self.clock.now()
+            return None
+        at = _event_time(record, event_type) or clock.now()
         detail: dict[str, str] = {}
         if event_type == "Click":
             detail["url"] = str((record.get("click") or {}).get("link", ""))[:1000]
@@ -72,23 +75,60 @@ class RecordSesEvent:
         # its row taken from the message's tags. Opens and clicks repeat (privacy proxies, link scanners), and a
         # repeat is cheaper found by a read (one read unit) than by a cancelled transaction (four write units).
         row = counter_row(record) if kind in ONCE_PER_MESSAGE else None
-        hint = {"row": row} if row else {}
-        result = self.ledger.mark(str(message_id), kind, at, detail=detail, **hint)
+        suppresses = event_type == "Complaint" or (
+            event_type == "Bounce" and (record.get("bounce") or {}).get("bounceType") == "Permanent"
+        )
+        return cls(Mark(str(message_id), kind, at, detail, row), suppresses)
+
+
+class RecordSesEvent:
+    def __init__(self, ledger: MessageLedger, contacts: ContactBook, clock: Clock) -> None:
+        self.ledger = ledger
+        self.contacts = contacts
+        self.clock = clock
+
+    def __call__(self, record: dict[str, Any], counted: str | None = None) -> TrackOutcome:
+        """``counted``: the event's result when its batch was counted together (``RecordSesEvents``)."""
+        event = SesEvent.read(record, self.clock)
+        if event is None:
+            return TrackOutcome(None, "ignored")
+        mark = event.mark
+        result = counted or self.ledger.mark(mark.message_id, mark.kind, mark.at, detail=mark.detail, row=mark.row)
         if result == "missing":
-            raise MessageNotYetRecorded(str(message_id))
+            raise MessageNotYetRecorded(mark.message_id)
         # Suppress on a repeat too: the first delivery may have died after marking (SQS redelivers it), or an
         # earlier soft bounce of this message took the mark. Suppressing again keeps the first reason.
-        if self._suppresses(record, str(event_type)):
-            message = self.ledger.get(str(message_id))
+        if event.suppresses:
+            message = self.ledger.get(mark.message_id)
             if message is not None:
-                self.contacts.suppress(message.store_id, "e#" + message.email_hash, kind, at)
-        return TrackOutcome(kind, result)
+                self.contacts.suppress(message.store_id, "e#" + message.email_hash, mark.kind, mark.at)
+        return TrackOutcome(mark.kind, result)
 
-    @staticmethod
-    def _suppresses(record: dict[str, Any], event_type: str) -> bool:
-        if event_type == "Complaint":
-            return True
-        return event_type == "Bounce" and (record.get("bounce") or {}).get("bounceType") == "Permanent"
+
+class RecordSesEvents:
+    """Count a batch of SES events in one write: at volume, most of tracking's cost is its counting writes.
+
+    Returns each record's result ('new', 'again'; None for a record that counts nothing), for
+    ``RecordSesEvent`` to finish each record with (suppression). Returns None, having written nothing, when
+    the batch is better counted one record at a time: fewer than two events count, or the one write could
+    not be made (a message not recorded yet, a repeat that only the write's condition caught). One record at
+    a time then holds every guarantee as it always has.
+    """
+
+    def __init__(self, ledger: MessageLedger, clock: Clock) -> None:
+        self.ledger = ledger
+        self.clock = clock
+
+    def __call__(self, records: list[dict[str, Any]]) -> list[str | None] | None:
+        events = [SesEvent.read(record, self.clock) for record in records]
+        marks = [event.mark for event in events if event is not None]
+        if len(marks) < 2:
+            return None
+        results = self.ledger.mark_batch(marks)
+        if results is None:
+            return None
+        counted = iter(results)
+        return [next(counted) if event is not None else None for event in events]
 
 
 def counter_row(record: dict[str, Any]) -> dict[str, Any] | None:
