@@ -1,6 +1,6 @@
 """Browser fixtures: Debian's headless Chromium driven by Playwright, against the e2e local stack.
 
-``local_stack`` is the e2e fixture itself (``tests/e2e/conftest.py``, loaded here under its own module name
+``local_stack`` is the e2e fixture itself (``tests/e2e/conftest.py``, loaded once by ``tests/shared_fixtures.py``
 so that both folders' ``conftest`` modules can coexist); the rules of sharing it are in that module's
 docstring. Chromium is ``/usr/bin/chromium`` (``make chromium`` installs it; Playwright's own browser
 download is not used). When it is missing, every test of this folder is skipped with that reason, before
@@ -16,20 +16,16 @@ is blocked and stays listed in ``tab.requests``.
 from __future__ import annotations
 
 import base64
-import importlib.util
-import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route, sync_playwright
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+from tests import shared_fixtures
+from tests.shared_fixtures import CHROMIUM, CHROMIUM_ARGS, chromium_missing
+
 SHOP_IMAGES = "https://shop.example.jp/img/"
 # A 1x1 opaque PNG: stands in for the shop's product images.
 PNG = base64.b64decode(
@@ -38,27 +34,7 @@ PNG = base64.b64decode(
 TIMEOUT_MS = 20_000
 
 
-def _load_e2e_fixtures() -> ModuleType:
-    name = "cartrecovery_e2e_fixtures"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parent.parent / "e2e" / "conftest.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-_e2e = _load_e2e_fixtures()
-local_stack = _e2e.local_stack
-
-
-def chromium_missing() -> str | None:
-    if CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK):
-        return None
-    return f"{CHROMIUM} is missing: install Debian's chromium (`make chromium`) to run the browser tests"
+local_stack = shared_fixtures.local_stack
 
 
 @pytest.fixture(scope="session", autouse=True)

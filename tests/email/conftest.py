@@ -2,22 +2,18 @@
 
 - ``svc``: the wired services on moto's in-process DynamoDB (tables built from ``template.yaml``); ``store``
   adds a store. Fresh AWS state per test.
-- ``local_stack``: the e2e fixture (``tests/e2e/conftest.py``, loaded under its own module name, as
-  ``tests/browser`` does); the rules of sharing it are in that module's docstring.
+- ``local_stack``: the e2e fixture (``tests/e2e/conftest.py``, loaded once by ``tests/shared_fixtures.py``);
+  the rules of sharing it are in that module's docstring.
 - ``chromium``: Debian's headless Chromium (``/usr/bin/chromium``) through Playwright, on a thread of its
   own; every test that uses it is skipped, with the reason, where Chromium is not installed (``make chromium``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from pathlib import Path
-from types import ModuleType
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -31,12 +27,12 @@ from cartrecovery.domain.store import Store
 from cartrecovery.local import resources
 from cartrecovery.settings import Settings
 from cartrecovery.usecases.stores import create_store
+from tests import shared_fixtures
 
 ROOT = resources.find_repo_root()
 REGION = "ap-northeast-1"
 START = datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
 PUBLIC_BASE_URL = "https://mail.shop.example.jp"
-CHROMIUM = Path("/usr/bin/chromium")
 STORE_SETTINGS: dict[str, Any] = {
     "store_id": "kotonoha",
     "name": "ことのは茶舗",
@@ -99,20 +95,7 @@ def store(svc: wiring.Services) -> Store:
 # ---- the local stack (shared with tests/e2e and tests/browser) ----
 
 
-def _load_e2e_fixtures() -> ModuleType:
-    name = "cartrecovery_e2e_fixtures"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = ROOT / "tests" / "e2e" / "conftest.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-local_stack = _load_e2e_fixtures().local_stack
+local_stack = shared_fixtures.local_stack
 
 
 # ---- headless Chromium ----
@@ -134,7 +117,7 @@ class Chromium:
 
         self._playwright = sync_playwright().start()
         self._browser = self._playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            executable_path=str(shared_fixtures.CHROMIUM), args=shared_fixtures.CHROMIUM_ARGS
         )
 
     def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -157,8 +140,9 @@ class Chromium:
 
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Chromium]:
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`make chromium`) to run the browser tests")
+    reason = shared_fixtures.chromium_missing()
+    if reason:
+        pytest.skip(reason)
     started = Chromium()
     try:
         yield started

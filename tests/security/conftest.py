@@ -1,7 +1,7 @@
 """Security fixtures: the e2e local stack, plus what an operator has at hand beside it.
 
-``local_stack`` is the e2e fixture itself (``tests/e2e/conftest.py``, loaded under its own module name, as
-``tests/browser/conftest.py`` does); the rules of sharing it are in that module's docstring. Tests here must
+``local_stack`` is the e2e fixture itself (``tests/e2e/conftest.py``, loaded once by
+``tests/shared_fixtures.py``); the rules of sharing it are in that module's docstring. Tests here must
 never change the demo store's secrets (every other test signs with them): a test that rotates or revokes
 creates a store of its own with ``new_store``.
 
@@ -17,7 +17,6 @@ creates a store of its own with ``new_store``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -25,30 +24,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
 
+from tests import shared_fixtures
+
 CLI = Path(sys.executable).with_name("cartrecovery")
 
 
-def _load_e2e_fixtures() -> ModuleType:
-    name = "cartrecovery_e2e_fixtures"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parent.parent / "e2e" / "conftest.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-_e2e = _load_e2e_fixtures()
-local_stack = _e2e.local_stack
+local_stack = shared_fixtures.local_stack
 
 
 @pytest.fixture(scope="session", autouse=True)
