@@ -8,4 +8,4 @@ itself to, and a missed one is shown as such.
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FUNCTIONS = ("ingest", "send", "tracking", "unsubscribe")
+FUNCTIONS = ("ingest", "send", "tracking", "unsubscribe", "sweep")

@@ -105,11 +105,3 @@ class CallCounter:
     def _size(self, table: str, key: dict[str, Any]) -> int:
         found = self.admin_dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
         return item_size(found)
-
-    # ---- totals ----
-
-    def by_service(self) -> dict[str, int]:
-        totals: Counter[str] = Counter()
-        for name, count in self.calls.items():
-            totals[name.split(":")[0]] += count
-        return dict(totals)

@@ -22,7 +22,8 @@ from typing import Any
 
 from bench.lifecycle import cart_event
 from bench.moto_stack import SECRET
-from cartrecovery.signing import sign
+from cartrecovery.clock import parse_rfc3339
+from cartrecovery.signing import signed_headers
 
 CARTS = 40
 CLOCK_START = "2026-12-01T10:00:00+09:00"
@@ -74,14 +75,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def _post_cart(base: str, now: datetime) -> None:
     cart_id = f"c-{uuid.uuid4().hex[:12]}"
     body = json.dumps(cart_event(cart_id, f"{cart_id}@example.jp", now, 2), ensure_ascii=False).encode()
-    event_id = f"evt_{uuid.uuid4().hex}"
-    stamp = int(time.time())
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": event_id,
-        "webhook-timestamp": str(stamp),
-        "webhook-signature": sign(SECRET, event_id, stamp, body),
-    }
+    headers = signed_headers(SECRET, f"evt_{uuid.uuid4().hex}", body)
     answer = _request(base, "POST", "/v1/stores/demo/events", body, headers)
     if answer.get("status") != "accepted":
         raise RuntimeError(f"event not accepted: {answer}")
@@ -91,7 +85,7 @@ def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as scratch:
         process, base = _start(Path(scratch))
         try:
-            now = datetime.fromisoformat(_request(base, "GET", "/_local/clock")["now"].replace("Z", "+00:00"))
+            now = parse_rfc3339(_request(base, "GET", "/_local/clock")["now"])
             start = time.perf_counter()
             for _ in range(CARTS):
                 _post_cart(base, now)

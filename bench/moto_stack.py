@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from cartrecovery.local.clock import VirtualClock
 from cartrecovery.local.demo import DEMO_SENDER, DEMO_STORE_ID, demo_store_settings
 from cartrecovery.local.lambda_invoke import LocalFunction, http_api_event
 from cartrecovery.settings import Settings
-from cartrecovery.signing import sign
+from cartrecovery.signing import signed_headers
 
 REGION = "ap-northeast-1"
 ACCOUNT = "123456789012"
@@ -52,15 +51,8 @@ class MotoStack:
 def signed_api_event(body: dict[str, Any], store_id: str = DEMO_STORE_ID) -> dict[str, Any]:
     """One event, signed as a store's backend signs it, as API Gateway hands it to the ingest handler."""
     raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
-    event_id = f"evt_{uuid.uuid4().hex}"
-    stamp = int(time.time())
-    headers = [
-        ("content-type", "application/json"),
-        ("webhook-id", event_id),
-        ("webhook-timestamp", str(stamp)),
-        ("webhook-signature", sign(SECRET, event_id, stamp, raw)),
-    ]
-    return api_event(store_id, headers, raw)
+    headers = signed_headers(SECRET, f"evt_{uuid.uuid4().hex}", raw)
+    return api_event(store_id, list(headers.items()), raw)
 
 
 def api_event(store_id: str, headers: list[tuple[str, str]], raw: bytes) -> dict[str, Any]:

@@ -458,6 +458,7 @@ def cart_updated(
     timezone: str | None = None,
     items: list[dict[str, Any]] | None = None,
     kind: str = "cart.updated",
+    consent_at: str | None = None,
 ) -> dict[str, Any]:
     customer: dict[str, Any] = {"name": "山田 太郎", "locale": "ja"}
     if email is not None:
@@ -468,6 +469,8 @@ def cart_updated(
         customer["timezone"] = timezone
     if consent is not None:
         customer["marketing_consent"] = {"granted": consent, "source": "checkout-form"}
+        if consent_at is not None:
+            customer["marketing_consent"]["at"] = consent_at
     lines = [item_body()] if items is None else items
     total = sum(int(i["unit_price"]) * int(i["quantity"]) for i in lines)
     return {

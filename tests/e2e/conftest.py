@@ -19,8 +19,8 @@ The stack is shared by every test of the session, so tests must not depend on wh
 
 Webhook signatures use the wall clock (the ±300 s tolerance is checked against real time), business time
 (``occurred_at``) comes from the stack's virtual clock. The builders (``cart_event``, ``order_event``,
-``new_id``, ``unique_email``, ``report_delta``, ``unsubscribe_url``) are functions of this module, reachable
-from tests as attributes of the fixture (``local_stack.cart_event(...)``).
+``new_id``, ``unique_email``, ``sent_at``, ``report_delta``, ``unsubscribe_url``) are functions of this module,
+reachable from tests as attributes of the fixture (``local_stack.cart_event(...)``).
 """
 
 from __future__ import annotations
@@ -80,6 +80,11 @@ def unique_email(prefix: str = "shopper", domain: str = "example.jp") -> str:
 
 def rfc3339(moment: datetime | str) -> str:
     return moment if isinstance(moment, str) else moment.isoformat()
+
+
+def sent_at(message: dict[str, Any]) -> datetime:
+    """When an outbox message went out (aware)."""
+    return datetime.fromisoformat(message["sent_at"])
 
 
 def cart_event(
@@ -207,6 +212,7 @@ class LocalStack:
     order_event = staticmethod(order_event)
     new_id = staticmethod(new_id)
     unique_email = staticmethod(unique_email)
+    sent_at = staticmethod(sent_at)
     report_delta = staticmethod(report_delta)
     unsubscribe_url = staticmethod(unsubscribe_url)
 
@@ -295,6 +301,27 @@ class LocalStack:
         response = self.request("POST", f"/v1/stores/{store or self.store_id}/shopify", raw, headers)
         return response.status, _json_or_text(response)
 
+    def start_cart(self, hour: int = 10, **fields: Any) -> tuple[str, str, datetime]:
+        """A fresh shopper's cart (``cart_event`` with ``fields``) posted at ``hour``:00 Tokyo: (cart id,
+        address, occurred_at)."""
+        self.advance_to_local_time(hour)
+        cart_id, email = new_id(), unique_email()
+        at = self.now()
+        status, body = self.post_event(cart_event(cart_id, email, at, **fields))
+        assert status == 202, body
+        return cart_id, email, at
+
+    def cli(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """The operator CLI against this stack (``--local`` finds it through ``.local/`` in its folder)."""
+        return subprocess.run(
+            [sys.executable, "-m", "cartrecovery.cli.main", "--local", *argv],
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
     # -- /_local/ --
 
     def now(self) -> datetime:
@@ -314,6 +341,12 @@ class LocalStack:
         if target <= local:
             target += timedelta(days=1)
         return self.advance(max(0.0, (target - now).total_seconds()))
+
+    def advance_until(self, moment: datetime) -> dict[str, Any]:
+        """Move the virtual clock to ``moment`` (running all that falls due on the way)."""
+        seconds = (moment - self.now()).total_seconds()
+        assert seconds >= 0, f"{moment} is already past"
+        return self.advance(seconds)
 
     def outbox(self, to: str | None = None) -> list[dict[str, Any]]:
         path = "/_local/outbox" + (f"?{urllib.parse.urlencode({'to': to})}" if to else "")
@@ -342,6 +375,12 @@ class LocalStack:
 
     def cart(self, cart_id: str, store: str | None = None) -> dict[str, Any] | None:
         return next((c for c in self.carts(store) if c["cart_id"] == cart_id), None)
+
+    def cart_view(self, cart_id: str, store: str | None = None) -> dict[str, Any]:
+        """A cart that must be there (``cart`` for one that may not)."""
+        cart = self.cart(cart_id, store)
+        assert cart is not None, f"cart {cart_id} is not in /_local/carts"
+        return cart
 
     def store_settings(self, store: str | None = None) -> dict[str, Any]:
         settings: dict[str, Any] = self._ok(self.get(f"/_local/stores/{store or self.store_id}"))

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,15 +22,8 @@ APPLY = "https://shop.example.jp/discount/{code}?redirect=/cart"
 
 
 def run_cli(stack: LocalStack, *argv: str) -> str:
-    """``cartrecovery --local ...`` in the stack's working directory (where its .local/runtime.json is)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "cartrecovery.cli.main", "--local", *argv],
-        cwd=stack.workdir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    """``cartrecovery --local ...``, which must succeed; its output."""
+    done = stack.cli(*argv)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -89,10 +80,6 @@ def start_cart(stack: LocalStack, store: dict[str, str]) -> tuple[str, str, date
     return cart_id, email, at
 
 
-def advance_until(stack: LocalStack, moment: datetime) -> None:
-    stack.advance(max(0.0, (moment - stack.now()).total_seconds()))
-
-
 def test_two_shoppers_get_two_different_pool_codes_with_the_auto_apply_link(
     local_stack: LocalStack, pool_store: dict[str, str]
 ) -> None:
@@ -101,7 +88,7 @@ def test_two_shoppers_get_two_different_pool_codes_with_the_auto_apply_link(
     first_cart, first, t0 = start_cart(stack, pool_store)
     second_cart, second, _ = start_cart(stack, pool_store)
 
-    advance_until(stack, t0 + timedelta(days=3, minutes=2))
+    stack.advance_until(t0 + timedelta(days=3, minutes=2))
 
     codes = []
     for address in (first, second):
@@ -126,12 +113,12 @@ def test_a_shopper_who_clicked_step_one_gets_no_coupon_email_but_step_three(
     stack = local_stack
     stack.advance_to_local_time(10)
     cart_id, clicker, t0 = start_cart(stack, pool_store)
-    advance_until(stack, t0 + timedelta(hours=2, minutes=2))
+    stack.advance_until(t0 + timedelta(hours=2, minutes=2))
     (step_one,) = stack.outbox(to=clicker)
     clicked = stack.ses(step_one["message_id"], "click", url=f"https://shop.example.jp/cart/restore?cart={cart_id}")
     assert clicked.status == 200, clicked.text
 
-    advance_until(stack, t0 + timedelta(days=3, minutes=2))
+    stack.advance_until(t0 + timedelta(days=3, minutes=2))
 
     assert len(stack.outbox(to=clicker)) == 1, "the coupon email is held back from a shopper who clicked"
     cart = stack.cart(cart_id, store=pool_store["store_id"])
@@ -139,7 +126,7 @@ def test_a_shopper_who_clicked_step_one_gets_no_coupon_email_but_step_three(
     assert cart["steps"]["cart_recovery#2"]["reason"] == "clicked_earlier"
     assert cart["timer"] is not None and cart["timer"]["step"] == 3  # the flow goes on
 
-    advance_until(stack, t0 + timedelta(days=7, minutes=2))
+    stack.advance_until(t0 + timedelta(days=7, minutes=2))
 
     mine = stack.outbox(to=clicker)
     assert len(mine) == 2

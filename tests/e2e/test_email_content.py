@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,18 +27,6 @@ CATALOG = [
     },
     {"sku": "FUKIN", "name": "茶巾 10枚", "url": "https://shop.example.jp/products/fukin", "price": 550},
 ]
-
-
-def cartrecovery(stack: Any, *argv: str) -> subprocess.CompletedProcess[str]:
-    """The operator CLI against the running stack (``--local`` finds it through ``.local/`` in its folder)."""
-    return subprocess.run(
-        [sys.executable, "-m", "cartrecovery.cli.main", "--local", *argv],
-        cwd=stack.workdir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_a_demo_cart_below_the_free_shipping_threshold_is_told_how_much_more_ships_free(local_stack: Any) -> None:
@@ -69,20 +55,19 @@ def test_step_three_recommends_the_catalog_products_the_cart_items_name(local_st
     store_id = "cat-" + stack.new_id("s")[2:10]
     settings_file = tmp_path / "settings.json"
     settings_file.write_text(json.dumps({"free_shipping_threshold": 3000, "hide_out_of_stock": True}))
-    created = cartrecovery(
-        stack,
+    created = stack.cli(
         "store", "create", "--id", store_id, "--name", "茶の湯堂", "--sender-email", "shop@chanoyu.example.jp",
         "--address", "京都市東山区 1-1", "--contact", "support@chanoyu.example.jp", "--settings", str(settings_file),
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     secret = re.search(r"webhook secret \(Standard Webhooks\): (whsec_\S+)", created.stdout)
     assert secret is not None, created.stdout
-    shown = json.loads(cartrecovery(stack, "store", "show", "--id", store_id).stdout)
+    shown = json.loads(stack.cli("store", "show", "--id", store_id).stdout)
     assert shown["free_shipping_threshold"] == "3000" and shown["hide_out_of_stock"] is True
 
     catalog_file = tmp_path / "catalog.json"
     catalog_file.write_text(json.dumps(CATALOG, ensure_ascii=False), encoding="utf-8")
-    uploaded = cartrecovery(stack, "catalog", "upload", "--store", store_id, str(catalog_file))
+    uploaded = stack.cli("catalog", "upload", "--store", store_id, str(catalog_file))
     assert uploaded.returncode == 0, uploaded.stderr
     assert "stored 5 product(s)" in uploaded.stdout
 

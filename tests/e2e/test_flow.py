@@ -19,79 +19,52 @@ COUPON_CODE = "MATCHA10"  # the demo store's coupon (step 2)
 RECOMMENDATION = "宇治抹茶 濃茶用 30g"  # the demo store's first recommendation (step 3)
 
 
-def sent_at(message: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(message["sent_at"].replace("Z", "+00:00"))
-
-
-def advance_until(stack: LocalStack, moment: datetime) -> None:
-    """Move the virtual clock to ``moment`` (running all that falls due on the way)."""
-    seconds = (moment - stack.now()).total_seconds()
-    assert seconds >= 0, f"{moment} is already past"
-    stack.advance(seconds)
-
-
-def start_cart(stack: LocalStack, **fields: Any) -> tuple[str, str, datetime]:
-    """A fresh consenting shopper's cart, posted at 10:00 Tokyo: (cart id, address, occurred_at)."""
-    stack.advance_to_local_time(10)
-    cart_id, email = stack.new_id(), stack.unique_email()
-    at = stack.now()
-    status, body = stack.post_event(stack.cart_event(cart_id, email, at, **fields))
-    assert status == 202, body
-    return cart_id, email, at
-
-
-def cart_view(stack: LocalStack, cart_id: str) -> dict[str, Any]:
-    cart = stack.cart(cart_id)
-    assert cart is not None, f"cart {cart_id} is not in /_local/carts"
-    return cart
-
-
-def assert_sent_around(message: dict[str, Any], due: datetime) -> None:
-    assert due <= sent_at(message) <= due + SCHEDULER_SLACK, (message["sent_at"], due.isoformat())
+def assert_sent_around(stack: LocalStack, message: dict[str, Any], due: datetime) -> None:
+    assert due <= stack.sent_at(message) <= due + SCHEDULER_SLACK, (message["sent_at"], due.isoformat())
 
 
 def test_three_steps_at_two_hours_three_days_and_seven_days_then_no_more(local_stack: LocalStack) -> None:
     stack = local_stack
-    cart_id, email, t0 = start_cart(stack)
+    cart_id, email, t0 = stack.start_cart()
 
     stack.advance(2 * HOUR - 60)  # 1 h 59 min
     assert stack.outbox(to=email) == [], "step 1 must wait the full two hours"
-    timer = cart_view(stack, cart_id)["timer"]
+    timer = stack.cart_view(cart_id)["timer"]
     assert timer is not None and timer["step"] == 1
 
     stack.advance(2 * 60)
     mine = stack.outbox(to=email)
     assert len(mine) == 1
     first = mine[0]
-    assert_sent_around(first, t0 + timedelta(hours=2))
+    assert_sent_around(stack, first, t0 + timedelta(hours=2))
     assert "抹茶ラテ" in first["html"] and "抹茶ラテ" in first["text"]  # the cart's items
     assert f"https://shop.example.jp/cart/restore?cart={cart_id}" in first["html"]
     assert COUPON_CODE not in first["html"]
 
-    advance_until(stack, t0 + timedelta(days=3) - timedelta(minutes=1))
+    stack.advance_until(t0 + timedelta(days=3) - timedelta(minutes=1))
     assert len(stack.outbox(to=email)) == 1, "step 2 must wait three days"
     stack.advance(2 * 60)
     mine = stack.outbox(to=email)
     assert len(mine) == 2
     second = mine[1]
-    assert_sent_around(second, t0 + timedelta(days=3))
+    assert_sent_around(stack, second, t0 + timedelta(days=3))
     assert COUPON_CODE in second["html"] and COUPON_CODE in second["text"]
     assert second["subject"] != first["subject"]
 
-    advance_until(stack, t0 + timedelta(days=7) - timedelta(minutes=1))
+    stack.advance_until(t0 + timedelta(days=7) - timedelta(minutes=1))
     assert len(stack.outbox(to=email)) == 2, "step 3 must wait seven days"
     stack.advance(2 * 60)
     mine = stack.outbox(to=email)
     assert len(mine) == 3
     third = mine[2]
-    assert_sent_around(third, t0 + timedelta(days=7))
+    assert_sent_around(stack, third, t0 + timedelta(days=7))
     assert RECOMMENDATION in third["html"] and RECOMMENDATION in third["text"]
     assert "https://shop.example.jp/products/matcha-koicha" in third["html"]
     assert len({m["message_id"] for m in mine}) == 3
 
     stack.advance(30 * DAY)
     assert len(stack.outbox(to=email)) == 3, "the flow has three steps: no fourth email"
-    cart = cart_view(stack, cart_id)
+    cart = stack.cart_view(cart_id)
     assert cart["timer"] is None
     assert {key: step["status"] for key, step in cart["steps"].items()} == {
         "cart_recovery#1": "sent",
@@ -102,7 +75,7 @@ def test_three_steps_at_two_hours_three_days_and_seven_days_then_no_more(local_s
 
 def test_later_cart_activity_moves_the_timers(local_stack: LocalStack) -> None:
     stack = local_stack
-    cart_id, email, t0 = start_cart(stack)
+    cart_id, email, t0 = stack.start_cart()
 
     # An hour later the shopper changes the cart: step 1 now counts from 11:00.
     stack.advance(HOUR)
@@ -117,33 +90,33 @@ def test_later_cart_activity_moves_the_timers(local_stack: LocalStack) -> None:
         }
     ]
     assert stack.post_event(stack.cart_event(cart_id, email, t1, items=three))[0] == 202
-    advance_until(stack, t0 + timedelta(hours=2, minutes=30))
+    stack.advance_until(t0 + timedelta(hours=2, minutes=30))
     assert stack.outbox(to=email) == [], "step 1 must count from the latest activity"
-    advance_until(stack, t1 + timedelta(hours=2, minutes=1))
+    stack.advance_until(t1 + timedelta(hours=2, minutes=1))
     mine = stack.outbox(to=email)
     assert len(mine) == 1
-    assert_sent_around(mine[0], t1 + timedelta(hours=2))
+    assert_sent_around(stack, mine[0], t1 + timedelta(hours=2))
     assert "ほうじ茶" in mine[0]["html"] and "抹茶ラテ" not in mine[0]["html"], "the email shows the cart as it is now"
 
     # The next morning the shopper is back: step 2 counts from then, not from yesterday's activity.
     stack.advance_to_local_time(10)
     t2 = stack.now()
     assert stack.post_event(stack.cart_event(cart_id, email, t2, items=three))[0] == 202
-    advance_until(stack, t1 + timedelta(days=3, minutes=5))
+    stack.advance_until(t1 + timedelta(days=3, minutes=5))
     assert len(stack.outbox(to=email)) == 1, "step 2 must count from the latest activity"
-    advance_until(stack, t2 + timedelta(days=3, minutes=1))
+    stack.advance_until(t2 + timedelta(days=3, minutes=1))
     mine = stack.outbox(to=email)
     assert len(mine) == 2
-    assert_sent_around(mine[1], t2 + timedelta(days=3))
+    assert_sent_around(stack, mine[1], t2 + timedelta(days=3))
     assert COUPON_CODE in mine[1]["html"]
 
-    decisions = cart_view(stack, cart_id)["decisions"]
+    decisions = stack.cart_view(cart_id)["decisions"]
     assert any(d["action"] == "rearmed" and d["reason"] == "cart_activity" for d in decisions), decisions
 
 
 def test_open_and_click_are_counted_and_an_order_after_the_email_converts(local_stack: LocalStack) -> None:
     stack = local_stack
-    cart_id, email, t0 = start_cart(stack)
+    cart_id, email, t0 = stack.start_cart()
     stack.advance(2 * HOUR + 60)
     mine = stack.outbox(to=email)
     assert len(mine) == 1
@@ -168,13 +141,13 @@ def test_open_and_click_are_counted_and_an_order_after_the_email_converts(local_
     delta = stack.report_delta(before, stack.report())
     assert delta["converted"] == 1
     assert delta["revenue"] == 3840
-    cart = cart_view(stack, cart_id)
+    cart = stack.cart_view(cart_id)
     assert cart["status"] == "ordered"
     assert cart["order_id"] == order["order"]["id"]
 
     # Bought: no coupon three days later.
-    advance_until(stack, t0 + timedelta(days=3, minutes=1))
+    stack.advance_until(t0 + timedelta(days=3, minutes=1))
     assert len(stack.outbox(to=email)) == 1
-    cart = cart_view(stack, cart_id)
+    cart = stack.cart_view(cart_id)
     assert cart["timer"] is None
     assert cart["decisions"][-1]["reason"] == "cart_ordered", cart["decisions"]

@@ -20,33 +20,9 @@ DAY = 24 * HOUR
 TOKYO = ZoneInfo("Asia/Tokyo")
 
 
-def sent_at(message: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(message["sent_at"].replace("Z", "+00:00"))
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def start_cart(stack: LocalStack, hour: int = 10, **fields: Any) -> tuple[str, str, datetime]:
-    """A fresh shopper's cart posted at ``hour``:00 Tokyo: (cart id, address, occurred_at)."""
-    stack.advance_to_local_time(hour)
-    cart_id, email = stack.new_id(), stack.unique_email()
-    at = stack.now()
-    status, body = stack.post_event(stack.cart_event(cart_id, email, at, **fields))
-    assert status == 202, body
-    return cart_id, email, at
-
-
-def cart_view(stack: LocalStack, cart_id: str) -> dict[str, Any]:
-    cart = stack.cart(cart_id)
-    assert cart is not None, f"cart {cart_id} is not in /_local/carts"
-    return cart
-
-
 def assert_stopped(stack: LocalStack, cart_id: str, reason: str) -> dict[str, Any]:
     """The flow stopped for ``reason`` and nothing is armed any more: no later step can go out."""
-    cart = cart_view(stack, cart_id)
+    cart = stack.cart_view(cart_id)
     assert cart["timer"] is None, cart
     last = cart["decisions"][-1]
     assert (last["action"], last["reason"]) == ("skipped", reason), cart["decisions"]
@@ -55,7 +31,7 @@ def assert_stopped(stack: LocalStack, cart_id: str, reason: str) -> dict[str, An
 
 def step_one(stack: LocalStack) -> tuple[str, str, datetime, dict[str, Any]]:
     """A cart whose step 1 has just gone out: (cart id, address, occurred_at, the message)."""
-    cart_id, email, t0 = start_cart(stack)
+    cart_id, email, t0 = stack.start_cart()
     stack.advance(2 * HOUR + 60)
     mine = stack.outbox(to=email)
     assert len(mine) == 1
@@ -64,7 +40,7 @@ def step_one(stack: LocalStack) -> tuple[str, str, datetime, dict[str, Any]]:
 
 def through_step_two(stack: LocalStack, t0: datetime) -> None:
     """Past the time step 2 (three days after the cart's activity) would have been sent."""
-    stack.advance((t0 + timedelta(days=3, minutes=5) - stack.now()).total_seconds())
+    stack.advance_until(t0 + timedelta(days=3, minutes=5))
 
 
 # ---- orders and clears before step 1 ----
@@ -72,7 +48,7 @@ def through_step_two(stack: LocalStack, t0: datetime) -> None:
 
 def test_an_order_for_the_cart_before_step_one_sends_nothing(local_stack: LocalStack) -> None:
     stack = local_stack
-    cart_id, email, _ = start_cart(stack)
+    cart_id, email, _ = stack.start_cart()
     stack.advance(HOUR)
     assert stack.post_event(stack.order_event(cart_id, email, stack.now()))[0] == 202
 
@@ -84,7 +60,7 @@ def test_an_order_for_the_cart_before_step_one_sends_nothing(local_stack: LocalS
 
 def test_an_order_by_the_same_address_on_another_cart_sends_nothing(local_stack: LocalStack) -> None:
     stack = local_stack
-    cart_id, email, _ = start_cart(stack, customer_id=local_stack.new_id("u"))
+    cart_id, email, _ = stack.start_cart(customer_id=local_stack.new_id("u"))
     stack.advance(HOUR)
     # Bought through another cart (say, on another device) as a guest: only the address matches.
     other = stack.new_id()
@@ -100,7 +76,7 @@ def test_an_order_by_the_same_address_on_another_cart_sends_nothing(local_stack:
 def test_an_order_by_the_same_customer_id_sends_nothing(local_stack: LocalStack) -> None:
     stack = local_stack
     customer = stack.new_id("u")
-    cart_id, email, _ = start_cart(stack, customer_id=customer)
+    cart_id, email, _ = stack.start_cart(customer_id=customer)
     stack.advance(HOUR)
     # Bought through another cart, signed in, with another address on the order: only the customer id matches.
     order = stack.order_event(stack.new_id(), stack.unique_email("other"), stack.now(), customer_id=customer)
@@ -113,7 +89,7 @@ def test_an_order_by_the_same_customer_id_sends_nothing(local_stack: LocalStack)
 
 def test_a_cleared_cart_sends_nothing(local_stack: LocalStack) -> None:
     stack = local_stack
-    cart_id, email, _ = start_cart(stack)
+    cart_id, email, _ = stack.start_cart()
     stack.advance(HOUR)
     cleared = {
         "type": "cart.cleared",
@@ -135,7 +111,7 @@ def test_an_order_out_of_order_with_cart_updates_still_stops_the_flow(local_stac
     """The order happened at 10:30, the cart was touched again at 10:45 (another tab, a sync): whichever of
     the two arrives last, the cart was bought and must get no reminder."""
     stack = local_stack
-    cart_id, email, t0 = start_cart(stack)
+    cart_id, email, t0 = stack.start_cart()
     stack.advance(HOUR)  # both events arrive at 11:00, after they happened
     order = stack.order_event(cart_id, email, t0 + timedelta(minutes=30))
     update = stack.cart_event(cart_id, email, t0 + timedelta(minutes=45))
@@ -219,22 +195,22 @@ def test_without_consent_nothing_is_ever_sent(local_stack: LocalStack) -> None:
 
 def test_a_step_falling_in_quiet_hours_waits_until_eight(local_stack: LocalStack) -> None:
     stack = local_stack
-    cart_id, email, t0 = start_cart(stack, hour=20)  # step 1 falls due at 22:00 Tokyo
+    cart_id, email, t0 = stack.start_cart(hour=20)  # step 1 falls due at 22:00 Tokyo
     morning = (t0 + timedelta(days=1)).astimezone(TOKYO).replace(hour=8, minute=0)
 
     stack.advance(2 * HOUR + 60)
     assert stack.outbox(to=email) == [], "nothing at 22:00"
-    cart = cart_view(stack, cart_id)
+    cart = stack.cart_view(cart_id)
     deferred = [d for d in cart["decisions"] if d["action"] == "deferred"]
     assert [d["reason"] for d in deferred] == ["quiet_hours"], cart["decisions"]
-    assert parse_time(deferred[0]["until"]) == morning
-    assert cart["timer"] is not None and parse_time(cart["timer"]["due_at"]) == morning
+    assert datetime.fromisoformat(deferred[0]["until"]) == morning
+    assert cart["timer"] is not None and datetime.fromisoformat(cart["timer"]["due_at"]) == morning
 
     stack.advance_to_local_time(7, 59)
     assert stack.outbox(to=email) == [], "nothing before 08:00"
     stack.advance(2 * 60)
     mine = stack.outbox(to=email)
     assert len(mine) == 1, "deferred, not dropped"
-    local = sent_at(mine[0]).astimezone(TOKYO)
+    local = stack.sent_at(mine[0]).astimezone(TOKYO)
     assert local.date() == morning.date()
     assert (local.hour, local.minute) == (8, 0), mine[0]["sent_at"]

@@ -2,6 +2,8 @@
 
 - ``svc``: the wired services on moto's in-process DynamoDB (tables built from ``template.yaml``); ``store``
   adds a store. Fresh AWS state per test.
+- ``cli("templates", "upload", ...)``: runs ``cartrecovery`` in-process on ``svc`` and returns
+  ``(exit code, stdout, stderr)``.
 - ``local_stack``: the e2e fixture (``tests/e2e/conftest.py``, loaded once by ``tests/shared_fixtures.py``);
   the rules of sharing it are in that module's docstring.
 - ``chromium``: Debian's headless Chromium (``/usr/bin/chromium``) through Playwright, on a thread of its
@@ -22,6 +24,7 @@ import pytest
 from moto import mock_aws
 
 from cartrecovery import wiring
+from cartrecovery.cli import main as cli_main
 from cartrecovery.clock import ManualClock
 from cartrecovery.domain.store import Store
 from cartrecovery.local import resources
@@ -90,6 +93,23 @@ def svc(monkeypatch: pytest.MonkeyPatch, template: dict[str, Any]) -> Iterator[w
 @pytest.fixture
 def store(svc: wiring.Services) -> Store:
     return create_store(svc.stores, STORE_SETTINGS, svc.clock)
+
+
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(svc: wiring.Services, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """The CLI on the test's tables. It would resolve its deployment from the environment and build a new boto3
+    session per command, which costs most of a command's time; it reuses the test's session instead."""
+    monkeypatch.setattr(cli_main, "_services", lambda args: wiring.Services(svc.settings, svc.clock, svc._session))
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = cli_main.main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
 
 
 # ---- the local stack (shared with tests/e2e and tests/browser) ----

@@ -9,14 +9,15 @@ import json
 import secrets
 from decimal import Decimal
 from pathlib import Path
-
-import pytest
+from typing import TYPE_CHECKING
 
 from cartrecovery.adapters.stores import MAX_CATALOG_BYTES, CachedStoreRepository, DynamoStoreRepository
-from cartrecovery.cli import main as cli_main
 from cartrecovery.domain.catalog import MAX_PRODUCTS
 from cartrecovery.domain.store import Store
 from cartrecovery.wiring import Services
+
+if TYPE_CHECKING:
+    from conftest import Cli
 
 GOOD_CSV = (
     "sku,name,url,image_url,price,in_stock\n"
@@ -32,28 +33,15 @@ BAD_CSV = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _cli_uses_the_test_services(svc: Services, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli_main, "_services", lambda args: Services(svc.settings, svc.clock, svc._session))
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli_main.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
 
 
 def test_an_upload_is_stored_and_shown_and_the_send_path_reads_it(
-    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    svc: Services, store: Store, tmp_path: Path, cli: Cli
 ) -> None:
-    code, out, err = cli(
-        capsys, "catalog", "upload", "--store", store.store_id, str(write(tmp_path / "c.csv", GOOD_CSV))
-    )
+    code, out, err = cli("catalog", "upload", "--store", store.store_id, str(write(tmp_path / "c.csv", GOOD_CSV)))
 
     assert code == 0, err
     assert "stored 3 product(s)" in out and f"for store {store.store_id}" in out
@@ -68,11 +56,11 @@ def test_an_upload_is_stored_and_shown_and_the_send_path_reads_it(
     )
     assert catalog.by_sku["BOWL"].in_stock is False and catalog.by_sku["SPOON"].price is None
 
-    code, out, _ = cli(capsys, "catalog", "show", "--store", store.store_id)
+    code, out, _ = cli("catalog", "show", "--store", store.store_id)
     assert code == 0 and "3 product(s)" in out and "BOWL  6600  抹茶碗 黒楽" in out and "(out of stock)" in out
 
     # --json prints the catalog in the shape an upload takes: uploading it again changes nothing
-    code, out, _ = cli(capsys, "catalog", "show", "--store", store.store_id, "--json")
+    code, out, _ = cli("catalog", "show", "--store", store.store_id, "--json")
     assert json.loads(out)[0] == {
         "sku": "WHISK",
         "name": "茶筅 百本立",
@@ -81,16 +69,16 @@ def test_an_upload_is_stored_and_shown_and_the_send_path_reads_it(
         "price": "2750",
         "in_stock": True,
     }
-    assert cli(capsys, "catalog", "upload", "--store", store.store_id, str(write(tmp_path / "c.json", out)))[0] == 0
+    assert cli("catalog", "upload", "--store", store.store_id, str(write(tmp_path / "c.json", out)))[0] == 0
     again = svc.stores.get_catalog(store.store_id)
     assert again is not None and again.products == catalog.products
 
 
 def test_bad_rows_are_rejected_naming_each_and_nothing_is_stored(
-    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    svc: Services, store: Store, tmp_path: Path, cli: Cli
 ) -> None:
     bad = str(write(tmp_path / "bad.csv", BAD_CSV))
-    code, out, err = cli(capsys, "catalog", "upload", "--store", store.store_id, bad)
+    code, out, err = cli("catalog", "upload", "--store", store.store_id, bad)
 
     assert code == 1 and out == ""
     assert "cannot be used as a catalog; nothing was stored" in err
@@ -100,42 +88,38 @@ def test_bad_rows_are_rejected_naming_each_and_nothing_is_stored(
     assert svc.stores.get_catalog(store.store_id) is None
 
     # A bad file never replaces a good catalog either
-    cli(capsys, "catalog", "upload", "--store", store.store_id, str(write(tmp_path / "good.csv", GOOD_CSV)))
-    assert cli(capsys, "catalog", "upload", "--store", store.store_id, bad)[0] == 1
+    cli("catalog", "upload", "--store", store.store_id, str(write(tmp_path / "good.csv", GOOD_CSV)))
+    assert cli("catalog", "upload", "--store", store.store_id, bad)[0] == 1
     kept = svc.stores.get_catalog(store.store_id)
     assert kept is not None and len(kept.products) == 3
 
 
 def test_a_catalog_over_the_limits_is_rejected_with_the_limit(
-    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    svc: Services, store: Store, tmp_path: Path, cli: Cli
 ) -> None:
     header = "sku,name,url\n"
     too_many = header + "".join(f"S{i},n,https://s.example/{i}\n" for i in range(MAX_PRODUCTS + 1))
-    code, _, err = cli(
-        capsys, "catalog", "upload", "--store", store.store_id, str(write(tmp_path / "many.csv", too_many))
-    )
+    code, _, err = cli("catalog", "upload", "--store", store.store_id, str(write(tmp_path / "many.csv", too_many)))
     assert code == 1 and f"at most {MAX_PRODUCTS:,} are allowed" in err
 
     # Names that do not compress: 5,000 of them cannot fit in one DynamoDB item
     noise = header + "".join(f"S{i},{secrets.token_hex(60)},https://s.example/{i}\n" for i in range(MAX_PRODUCTS))
-    code, _, err = cli(capsys, "catalog", "upload", "--store", store.store_id, str(write(tmp_path / "big.csv", noise)))
+    code, _, err = cli("catalog", "upload", "--store", store.store_id, str(write(tmp_path / "big.csv", noise)))
     assert code == 1 and f"at most {MAX_CATALOG_BYTES:,}" in err and "nothing was stored" in err
     assert svc.stores.get_catalog(store.store_id) is None
 
 
-def test_unknown_store_and_unreadable_file_are_errors(
-    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _, err = cli(capsys, "catalog", "upload", "--store", "nobody", str(write(tmp_path / "c.csv", GOOD_CSV)))
+def test_unknown_store_and_unreadable_file_are_errors(svc: Services, store: Store, tmp_path: Path, cli: Cli) -> None:
+    code, _, err = cli("catalog", "upload", "--store", "nobody", str(write(tmp_path / "c.csv", GOOD_CSV)))
     assert code == 1 and "no store 'nobody'" in err
-    code, _, err = cli(capsys, "catalog", "upload", "--store", store.store_id, str(tmp_path / "missing.csv"))
+    code, _, err = cli("catalog", "upload", "--store", store.store_id, str(tmp_path / "missing.csv"))
     assert code == 1 and "cannot read" in err
-    code, out, _ = cli(capsys, "catalog", "show", "--store", store.store_id)
+    code, out, _ = cli("catalog", "show", "--store", store.store_id)
     assert code == 0 and "has no catalog" in out
 
 
 def test_a_warm_send_function_sees_a_new_catalog_once_its_store_cache_expires(
-    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    svc: Services, store: Store, tmp_path: Path, cli: Cli
 ) -> None:
     now = [0.0]
     warm = CachedStoreRepository(
@@ -143,7 +127,7 @@ def test_a_warm_send_function_sees_a_new_catalog_once_its_store_cache_expires(
     )
     assert warm.get_catalog(store.store_id) is None  # "no catalog" is cached too
 
-    cli(capsys, "catalog", "upload", "--store", store.store_id, str(write(tmp_path / "c.csv", GOOD_CSV)))
+    cli("catalog", "upload", "--store", store.store_id, str(write(tmp_path / "c.csv", GOOD_CSV)))
     assert warm.get_catalog(store.store_id) is None
     now[0] = 61.0
     catalog = warm.get_catalog(store.store_id)

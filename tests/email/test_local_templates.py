@@ -6,8 +6,6 @@ Everything happens in a store of its own (the demo store's templates are shared 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -33,18 +31,6 @@ GOOD = {
 BROKEN = {STEP1_HTML: GOOD[STEP1_HTML].replace("冬の新茶", "{{ shop.season }}の新茶")}
 
 
-def cartrecovery(stack: Any, *argv: str) -> subprocess.CompletedProcess[str]:
-    """The operator CLI against the running stack (``--local`` finds it through ``.local/`` in its folder)."""
-    return subprocess.run(
-        [sys.executable, "-m", "cartrecovery.cli.main", "--local", *argv],
-        cwd=stack.workdir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def write_tree(root: Path, files: dict[str, str]) -> Path:
     for name, content in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -56,8 +42,7 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
 def shop(local_stack: Any) -> dict[str, str]:
     """A store of this module's own, created with the CLI; its id and webhook secret."""
     store_id = "tpl-" + local_stack.new_id("s")[2:10]
-    created = cartrecovery(
-        local_stack,
+    created = local_stack.cli(
         "store", "create", "--id", store_id, "--name", "冬木茶房", "--sender-email", "shop@fuyuki.example.jp",
         "--url", "https://shop.example.jp/", "--legal-name", "株式会社冬木", "--address", "札幌市中央区 1-1",
         "--contact", "support@fuyuki.example.jp",
@@ -84,11 +69,11 @@ def step_one_email(stack: Any, shop: dict[str, str]) -> dict[str, Any]:
 def test_an_uploaded_template_is_used_by_the_next_step_one_email(
     local_stack: Any, shop: dict[str, str], tmp_path: Path
 ) -> None:
-    assert cartrecovery(local_stack, "templates", "reset", "--store", shop["id"]).returncode == 0
+    assert local_stack.cli("templates", "reset", "--store", shop["id"]).returncode == 0
     before = step_one_email(local_stack, shop)
     assert before["subject"] == "【冬木茶房】カートに商品が残っています"  # the shipped template
 
-    uploaded = cartrecovery(local_stack, "templates", "upload", "--store", shop["id"], str(write_tree(tmp_path, GOOD)))
+    uploaded = local_stack.cli("templates", "upload", "--store", shop["id"], str(write_tree(tmp_path, GOOD)))
     assert uploaded.returncode == 0, uploaded.stderr
     assert "stored 2 template(s)" in uploaded.stdout
 
@@ -106,19 +91,15 @@ def test_an_uploaded_template_is_used_by_the_next_step_one_email(
 def test_a_broken_upload_is_refused_with_file_and_line_and_changes_nothing(
     local_stack: Any, shop: dict[str, str], tmp_path: Path
 ) -> None:
-    good = cartrecovery(
-        local_stack, "templates", "upload", "--store", shop["id"], str(write_tree(tmp_path / "g", GOOD))
-    )
+    good = local_stack.cli("templates", "upload", "--store", shop["id"], str(write_tree(tmp_path / "g", GOOD)))
     assert good.returncode == 0, good.stderr
 
-    broken = cartrecovery(
-        local_stack, "templates", "upload", "--store", shop["id"], str(write_tree(tmp_path / "b", BROKEN))
-    )
+    broken = local_stack.cli("templates", "upload", "--store", shop["id"], str(write_tree(tmp_path / "b", BROKEN)))
 
     assert broken.returncode == 1
     assert f"{STEP1_HTML}:4: UndefinedError" in broken.stderr and "season" in broken.stderr
     assert "nothing was stored" in broken.stderr
-    shown = cartrecovery(local_stack, "templates", "show", "--store", shop["id"], "--name", SUBJECT)
+    shown = local_stack.cli("templates", "show", "--store", shop["id"], "--name", SUBJECT)
     assert shown.returncode == 0 and shown.stdout == GOOD[SUBJECT]
     assert step_one_email(local_stack, shop)["subject"] == "【冬木茶房】冬の新茶とお忘れもの"
 
@@ -127,10 +108,7 @@ def test_the_browser_preview_shows_the_stores_templates_and_is_linked_from_the_c
     local_stack: Any, shop: dict[str, str], tmp_path: Path
 ) -> None:
     assert (
-        cartrecovery(
-            local_stack, "templates", "upload", "--store", shop["id"], str(write_tree(tmp_path, GOOD))
-        ).returncode
-        == 0
+        local_stack.cli("templates", "upload", "--store", shop["id"], str(write_tree(tmp_path, GOOD))).returncode == 0
     )
     query = urllib.parse.urlencode({"store": shop["id"], "step": 1, "locale": "ja"})
 
@@ -153,6 +131,6 @@ def test_the_browser_preview_shows_the_stores_templates_and_is_linked_from_the_c
         console.text
     )
 
-    reset = cartrecovery(local_stack, "templates", "reset", "--store", shop["id"])
+    reset = local_stack.cli("templates", "reset", "--store", shop["id"])
     assert reset.returncode == 0, reset.stderr
     assert "冬の新茶" not in local_stack.get(f"/_local/preview?{query}").text

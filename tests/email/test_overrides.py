@@ -6,16 +6,19 @@ send function uses (and its warm cache)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from cartrecovery.adapters.stores import CachedStoreRepository, DynamoStoreRepository
-from cartrecovery.cli import main as cli_main
 from cartrecovery.domain.store import Store
 from cartrecovery.email.overrides import MAX_OVERRIDE_BYTES
 from cartrecovery.email.render import EmailRenderer
 from cartrecovery.email.samples import sample_context
 from cartrecovery.wiring import Services
+
+if TYPE_CHECKING:
+    from conftest import Cli
 
 SUBJECT = "ja/cart_recovery/step1.subject.j2"
 STEP1_HTML = "ja/cart_recovery/step1.html.j2"
@@ -44,25 +47,12 @@ def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def _cli_uses_the_test_services(svc: Services, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI resolves its deployment from the environment (the test tables); reuse the test's boto3 session
-    instead of building a new one per command, which costs most of a command's time."""
-    monkeypatch.setattr(cli_main, "_services", lambda args: Services(svc.settings, svc.clock, svc._session))
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli_main.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_a_valid_upload_is_stored_and_the_send_path_renders_with_it(
-    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    svc: Services, store: Store, tmp_path: Path, cli: Cli
 ) -> None:
     folder = write_tree(tmp_path / "mine", {**GOOD, ".DS_Store": b"\x00\x01"})
 
-    code, out, err = cli(capsys, "templates", "upload", "--store", store.store_id, str(folder))
+    code, out, err = cli("templates", "upload", "--store", store.store_id, str(folder))
 
     assert code == 0, err
     assert "stored 2 template(s)" in out and SUBJECT in out and STEP1_HTML in out
@@ -120,15 +110,13 @@ def test_a_broken_upload_is_rejected_naming_file_and_line_and_nothing_changes(
     svc: Services,
     store: Store,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    cli: Cli,
     files: dict[str, str | bytes],
     expected: list[str],
 ) -> None:
-    assert cli(capsys, "templates", "upload", "--store", store.store_id, str(write_tree(tmp_path / "ok", GOOD)))[0] == 0
+    assert cli("templates", "upload", "--store", store.store_id, str(write_tree(tmp_path / "ok", GOOD)))[0] == 0
 
-    code, _out, err = cli(
-        capsys, "templates", "upload", "--store", store.store_id, str(write_tree(tmp_path / "bad", files))
-    )
+    code, _out, err = cli("templates", "upload", "--store", store.store_id, str(write_tree(tmp_path / "bad", files)))
 
     assert code == 1
     assert "nothing was stored" in err
@@ -138,46 +126,44 @@ def test_a_broken_upload_is_rejected_naming_file_and_line_and_nothing_changes(
 
 
 def test_an_upload_too_big_for_one_item_is_rejected_with_the_limit(
-    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    svc: Services, store: Store, tmp_path: Path, cli: Cli
 ) -> None:
     padding = "{# " + "x" * (MAX_OVERRIDE_BYTES // 2) + " #}\n"
     files = {f"ja/_notes{i}.html.j2": padding for i in range(3)}
 
-    code, _, err = cli(capsys, "templates", "upload", "--store", store.store_id, str(write_tree(tmp_path, files)))
+    code, _, err = cli("templates", "upload", "--store", store.store_id, str(write_tree(tmp_path, files)))
 
     assert code == 1
     assert f"at most {MAX_OVERRIDE_BYTES:,} bytes" in err and "400 KB" in err
     assert svc.stores.get_templates(store.store_id) == {}
 
 
-def test_upload_to_an_unknown_store_is_an_error(
-    svc: Services, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _, err = cli(capsys, "templates", "upload", "--store", "nobody", str(write_tree(tmp_path, GOOD)))
+def test_upload_to_an_unknown_store_is_an_error(svc: Services, tmp_path: Path, cli: Cli) -> None:
+    code, _, err = cli("templates", "upload", "--store", "nobody", str(write_tree(tmp_path, GOOD)))
 
     assert code == 1 and "no store 'nobody'" in err
     assert svc.stores.get_templates("nobody") == {}
 
 
 def test_show_lists_and_prints_and_reset_goes_back_to_the_shipped_templates(
-    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    svc: Services, store: Store, tmp_path: Path, cli: Cli
 ) -> None:
     sid = store.store_id
-    assert "uses the shipped templates (none uploaded)" in cli(capsys, "templates", "show", "--store", sid)[1]
-    cli(capsys, "templates", "upload", "--store", sid, str(write_tree(tmp_path, GOOD)))
+    assert "uses the shipped templates (none uploaded)" in cli("templates", "show", "--store", sid)[1]
+    cli("templates", "upload", "--store", sid, str(write_tree(tmp_path, GOOD)))
 
-    code, out, _ = cli(capsys, "templates", "show", "--store", sid)
+    code, out, _ = cli("templates", "show", "--store", sid)
     assert code == 0 and "2 uploaded template(s)" in out and SUBJECT in out and STEP1_HTML in out
-    assert cli(capsys, "templates", "show", "--store", sid, "--name", SUBJECT)[1] == GOOD[SUBJECT]
+    assert cli("templates", "show", "--store", sid, "--name", SUBJECT)[1] == GOOD[SUBJECT]
 
-    code, out, _ = cli(capsys, "templates", "reset", "--store", sid)
+    code, out, _ = cli("templates", "reset", "--store", sid)
     assert code == 0 and "uses the shipped templates again" in out
     assert svc.stores.get_templates(sid) == {}
-    assert "had no uploaded templates" in cli(capsys, "templates", "reset", "--store", sid)[1]
+    assert "had no uploaded templates" in cli("templates", "reset", "--store", sid)[1]
 
 
 def test_a_warm_send_function_sees_an_upload_once_its_store_cache_expires(
-    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    svc: Services, store: Store, tmp_path: Path, cli: Cli
 ) -> None:
     now = [0.0]
     warm = CachedStoreRepository(
@@ -185,19 +171,19 @@ def test_a_warm_send_function_sees_an_upload_once_its_store_cache_expires(
     )
     assert warm.get_templates(store.store_id) == {}  # read once, then cached like the store's settings
 
-    cli(capsys, "templates", "upload", "--store", store.store_id, str(write_tree(tmp_path, GOOD)))
+    cli("templates", "upload", "--store", store.store_id, str(write_tree(tmp_path, GOOD)))
     assert warm.get_templates(store.store_id) == {}
     now[0] = 61.0
     assert warm.get_templates(store.store_id) == GOOD
 
 
 def test_preview_writes_the_step_with_the_stores_settings_and_templates(
-    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    svc: Services, store: Store, tmp_path: Path, cli: Cli
 ) -> None:
-    cli(capsys, "templates", "upload", "--store", store.store_id, str(write_tree(tmp_path / "tpl", GOOD)))
+    cli("templates", "upload", "--store", store.store_id, str(write_tree(tmp_path / "tpl", GOOD)))
     out_dir = tmp_path / "out"
 
-    code, out, err = cli(capsys, "preview", "--store", store.store_id, "--step", "1", "--out", str(out_dir))
+    code, out, err = cli("preview", "--store", store.store_id, "--step", "1", "--out", str(out_dir))
 
     assert code == 0, err
     html_file, text_file = out_dir / "step1.ja.html", out_dir / "step1.ja.txt"
@@ -210,11 +196,9 @@ def test_preview_writes_the_step_with_the_stores_settings_and_templates(
 
 
 def test_preview_of_step_two_in_english_shows_the_stores_coupon(
-    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    svc: Services, store: Store, tmp_path: Path, cli: Cli
 ) -> None:
-    code, _out, err = cli(
-        capsys, "preview", "--store", store.store_id, "--step", "2", "--locale", "en", "--out", str(tmp_path)
-    )
+    code, _out, err = cli("preview", "--store", store.store_id, "--step", "2", "--locale", "en", "--out", str(tmp_path))
 
     assert code == 0, err
     text = (tmp_path / "step2.en.txt").read_text(encoding="utf-8")
@@ -223,12 +207,12 @@ def test_preview_of_step_two_in_english_shows_the_stores_coupon(
 
 
 def test_preview_of_a_folder_before_upload_reports_its_errors(
-    svc: Services, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    svc: Services, store: Store, tmp_path: Path, cli: Cli
 ) -> None:
     folder = write_tree(tmp_path / "draft", {SUBJECT: "{{ shop.name }}\n{{ shop.slogan }}"})
 
     code, _, err = cli(
-        capsys, "preview", "--store", store.store_id, "--step", "1", "--dir", str(folder), "--out", str(tmp_path)
+        "preview", "--store", store.store_id, "--step", "1", "--dir", str(folder), "--out", str(tmp_path)
     )
 
     assert code == 1 and f"{SUBJECT}:2: UndefinedError" in err

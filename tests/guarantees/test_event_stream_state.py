@@ -11,22 +11,16 @@ Runs on the in-memory fakes (``tests/fakes.py``), which keep the adapters' condi
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-ROOT = str(Path(__file__).resolve().parents[2])
-if ROOT not in sys.path:  # tests/fakes.py, as tests/unit/conftest.py makes importable
-    sys.path.insert(0, ROOT)
-
-from cartrecovery.domain.cart import CLEARED, OPEN, ORDERED, CartState  # noqa: E402
-from tests.fakes import World, cart_cleared, cart_updated, item_body, order_placed  # noqa: E402
+from cartrecovery.domain.cart import CLEARED, OPEN, ORDERED, CartState
+from tests.fakes import World, cart_cleared, cart_updated, item_body, order_placed
 
 CART = "c-1"
 EMAIL = "taro@example.jp"

@@ -15,25 +15,19 @@ Runs on the in-memory fakes (``tests/fakes.py``), which keep the adapters' condi
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
-ROOT = str(Path(__file__).resolve().parents[2])
-if ROOT not in sys.path:  # tests/fakes.py, as tests/unit/conftest.py makes importable
-    sys.path.insert(0, ROOT)
-
-from cartrecovery.domain.cart import StepRecord  # noqa: E402
-from cartrecovery.domain.store import CART_RECOVERY, Flow, FlowStep  # noqa: E402
-from cartrecovery.ports import OutgoingEmail  # noqa: E402
-from tests.fakes import (  # noqa: E402
+from cartrecovery.domain.cart import StepRecord
+from cartrecovery.domain.store import CART_RECOVERY, Flow, FlowStep
+from cartrecovery.ports import OutgoingEmail
+from tests.fakes import (
     FakeCarts,
     FakeMailer,
     World,

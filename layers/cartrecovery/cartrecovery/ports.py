@@ -22,6 +22,10 @@ class AlreadyExists(Exception):
     pass
 
 
+class UnknownStore(LookupError):
+    """No store has this id."""
+
+
 class SendThrottled(Exception):
     """SES refused for rate: nothing was sent, so the step may be tried again later."""
 

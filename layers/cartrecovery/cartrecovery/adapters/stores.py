@@ -152,13 +152,17 @@ class CachedStoreRepository:
     def list_ids(self) -> list[str]:
         return self.inner.list_ids()
 
-    def get_templates(self, store_id: str) -> dict[str, str]:
-        cached = self._templates.get(store_id)
+    def _cached[V](self, cache: dict[str, tuple[float, V]], store_id: str, load: Callable[[], V]) -> V:
+        """The store's entry in ``cache`` while younger than ``ttl_seconds``, else ``load()``, kept."""
+        cached = cache.get(store_id)
         if cached is not None and self._monotonic() - cached[0] < self.ttl_seconds:
             return cached[1]
-        templates = self._overrides().get_templates(store_id)
-        self._templates[store_id] = (self._monotonic(), templates)
-        return templates
+        value = load()
+        cache[store_id] = (self._monotonic(), value)
+        return value
+
+    def get_templates(self, store_id: str) -> dict[str, str]:
+        return self._cached(self._templates, store_id, lambda: self._overrides().get_templates(store_id))
 
     def save_templates(self, store_id: str, templates: dict[str, str], updated_at: str) -> None:
         self._templates.pop(store_id, None)
@@ -169,12 +173,7 @@ class CachedStoreRepository:
         return self._overrides().delete_templates(store_id)
 
     def get_catalog(self, store_id: str) -> Catalog | None:
-        cached = self._catalogs.get(store_id)
-        if cached is not None and self._monotonic() - cached[0] < self.ttl_seconds:
-            return cached[1]
-        catalog = self._catalog_store().get_catalog(store_id)
-        self._catalogs[store_id] = (self._monotonic(), catalog)
-        return catalog
+        return self._cached(self._catalogs, store_id, lambda: self._catalog_store().get_catalog(store_id))
 
     def save_catalog(self, store_id: str, catalog: Catalog) -> int:
         self._catalogs.pop(store_id, None)

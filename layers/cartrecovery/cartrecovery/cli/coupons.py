@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,7 @@ def cmd_upload(args: argparse.Namespace, services: ServicesFor) -> int:
         return 1
     svc = services(args)
     try:
-        uploaded = upload_codes(svc.stores, svc.coupons, args.store, text, datetime.now(UTC))
+        uploaded = upload_codes(svc.stores, svc.coupons, args.store, text, svc.clock.now())
     except UnknownStore:
         no_store(args.store)
         return 1

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import urllib.request
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,9 @@ from cartrecovery.cli.common import find_store
 from cartrecovery.cli.config import local_runtime, resolve_settings
 from cartrecovery.cli.consent import add_consent_parser
 from cartrecovery.cli.coupons import add_coupon_parsers
-from cartrecovery.cli.send_event import add_send_event_parser
+from cartrecovery.cli.send_event import add_send_event_parser, business_now
 from cartrecovery.cli.templates import add_template_parsers
-from cartrecovery.clock import SystemClock, isoformat
+from cartrecovery.clock import SystemClock, isoformat, parse_rfc3339
 from cartrecovery.ports import AlreadyExists
 from cartrecovery.usecases.erase import erase_shopper
 from cartrecovery.usecases.report import COLUMNS, build_report
@@ -168,15 +167,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _local_now() -> datetime:
     """The running local stack's virtual time (its report days are virtual days), else the wall clock."""
-    runtime = local_runtime() or {}
-    if runtime.get("base_url"):
-        url = str(runtime["base_url"]).rstrip("/") + "/_local/clock"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (the local stack's URL)
-                return datetime.fromisoformat(str(json.load(response)["now"]).replace("Z", "+00:00"))
-        except (OSError, ValueError, KeyError):
-            pass
-    return datetime.now(UTC)
+    base_url = (local_runtime() or {}).get("base_url")
+    return parse_rfc3339(business_now(str(base_url))) if base_url else datetime.now(UTC)
 
 
 def _now(args: argparse.Namespace) -> datetime:

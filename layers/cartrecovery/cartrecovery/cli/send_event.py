@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cartrecovery.cli.config import demo_store
-from cartrecovery.signing import sign
+from cartrecovery.signing import signed_headers
 
 
 def example_event(kind: str, cart_id: str, email: str, occurred_at: str) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def example_event(kind: str, cart_id: str, email: str, occurred_at: str) -> dict
     raise ValueError(kind)
 
 
-def _business_now(base_url: str) -> str:
+def business_now(base_url: str) -> str:
     """The local stack's virtual time (so examples are due when the clock advances), else wall time."""
     try:
         with urllib.request.urlopen(base_url.rstrip("/") + "/_local/clock", timeout=5) as response:  # noqa: S310
@@ -80,17 +80,8 @@ def _business_now(base_url: str) -> str:
 
 
 def post_signed(url: str, secret: str, body: bytes, event_id: str) -> tuple[int, str]:
-    timestamp = int(time.time())
     request = urllib.request.Request(  # noqa: S310 (the operator's own http(s) URL)
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "content-type": "application/json",
-            "webhook-id": event_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(secret, event_id, timestamp, body),
-        },
+        url, data=body, method="POST", headers=signed_headers(secret, event_id, body)
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
@@ -110,7 +101,7 @@ def cmd_send_event(args: argparse.Namespace) -> int:
     if args.file:
         body = Path(args.file).read_bytes() if args.file != "-" else sys.stdin.buffer.read()
     else:
-        occurred_at = args.occurred_at or _business_now(base_url)
+        occurred_at = args.occurred_at or business_now(base_url)
         event = example_event(args.example, args.cart_id, args.email, occurred_at)
         body = json.dumps(event, ensure_ascii=False).encode()
     event_id = args.id or f"evt_{uuid.uuid4().hex}"

@@ -20,10 +20,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
+from cartrecovery.domain.events import MAX_ID, MAX_TEXT, MAX_URL
+
 MAX_PRODUCTS = 5_000
-MAX_SKU = 200
-MAX_NAME = 500
-MAX_URL = 2048
+MAX_SKU = MAX_ID  # as an event's SKU, which step 3 looks up here
+MAX_NAME = MAX_TEXT
 MAX_PRICE = Decimal("1e12")
 MAX_PROBLEMS = 50  # listed; the rest are counted
 COLUMNS = ("sku", "name", "url", "image_url", "price", "in_stock")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from cartrecovery.domain.events import FieldError, InvalidEvent
+from cartrecovery.domain.events import MAX_ORDERS_COUNT, FieldError, InvalidEvent
 
 CHECKOUT_TOPICS = {"checkouts/create", "checkouts/update"}
 SUPPORTED_TOPICS = CHECKOUT_TOPICS | {"checkouts/delete", "orders/create"}
@@ -66,7 +66,7 @@ def _customer(payload: dict[str, Any]) -> dict[str, Any]:
         "locale": _text(payload.get("customer_locale")),
     }
     orders_count = customer.get("orders_count")  # older webhook API versions: tells a first purchase
-    if isinstance(orders_count, int) and not isinstance(orders_count, bool) and 0 <= orders_count <= 1_000_000:
+    if isinstance(orders_count, int) and not isinstance(orders_count, bool) and 0 <= orders_count <= MAX_ORDERS_COUNT:
         result["orders_count"] = orders_count
     if isinstance(payload.get("buyer_accepts_marketing"), bool):
         result["marketing_consent"] = {

@@ -89,14 +89,9 @@ def override_bytes(overrides: Mapping[str, str]) -> int:
 
 def flow_steps(templates_dir: Path, names: Iterable[str] = ()) -> list[tuple[str, int]]:
     """Every (flow, step) that has a subject template in any locale, shipped or in ``names``."""
-    found = {m["flow"] + "/" + m["step"] for name in names if (m := _STEP_SUBJECT.match(name))}
-    if templates_dir.is_dir():
-        for path in templates_dir.glob("*/*/step*.subject.j2"):
-            match = _STEP_SUBJECT.match(path.relative_to(templates_dir).as_posix())
-            if match:
-                found.add(match["flow"] + "/" + match["step"])
-    pairs = [(key.split("/")[0], int(key.split("/")[1])) for key in found]
-    return sorted(pairs)
+    shipped = [path.relative_to(templates_dir).as_posix() for path in templates_dir.glob("*/*/step*.subject.j2")]
+    matches = (_STEP_SUBJECT.match(name) for name in [*names, *shipped])
+    return sorted({(m["flow"], int(m["step"])) for m in matches if m})
 
 
 def check_overrides(overrides: Mapping[str, str], templates_dir: Path | None = None) -> list[Problem]:

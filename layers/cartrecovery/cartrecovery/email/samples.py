@@ -120,33 +120,23 @@ def sample_context(flow: str, step: int, locale: str, *, items: int = 3) -> dict
     shop = dict(_SHOPS[lang]["shop"])
     base = shop["url"]
     currency = shop["currency"]
-    products = _PRODUCTS[lang]
-
-    cart_items = []
-    total = Decimal(0)
-    count = 0
-    for index in range(items):
-        sku, name, variant, price, out_of_stock = products[index % len(products)]
-        if index >= len(products):
-            sku = f"{sku}-{index // len(products) + 1}"
-        quantity = 2 if index == 0 else 1
-        unit_price = Decimal(price)
-        line_total = unit_price * quantity
-        total += line_total
-        count += quantity
-        cart_items.append(
-            {
-                "sku": sku,
-                "name": name,
-                "url": f"{base}/products/{sku.lower()}",
-                "image_url": f"{base}/images/{sku.lower()}.jpg",
-                "variant": variant,
-                "quantity": quantity,
-                "unit_price": format_money(unit_price, currency, lang),
-                "line_total": format_money(line_total, currency, lang),
-                "out_of_stock": out_of_stock,
-            }
-        )
+    cart = sample_cart("sample", lang, items=items)
+    cart_items = [
+        {
+            "sku": item.sku,
+            "name": item.name,
+            "url": item.url,
+            "image_url": item.image_url,
+            "variant": item.variant,
+            "quantity": item.quantity,
+            "unit_price": format_money(item.unit_price, currency, lang),
+            "line_total": format_money(item.unit_price * item.quantity, currency, lang),
+            "out_of_stock": not item.in_stock,
+        }
+        for item in cart.items
+    ]
+    total = sum((item.unit_price * item.quantity for item in cart.items), start=Decimal(0))
+    count = sum(item.quantity for item in cart.items)
 
     recommendations = []
     if step == 3:
@@ -174,7 +164,7 @@ def sample_context(flow: str, step: int, locale: str, *, items: int = 3) -> dict
             "items": cart_items,
             "total": format_money(total, currency, lang),
             "item_count": count,
-            "recovery_url": f"{base}/cart/restore?t=SAMPLE-CART&utm_source=cartrecovery&utm_medium=email",
+            "recovery_url": cart.recovery_url,
             # As a store that hides out-of-stock items: the sold-out fourth product is left out and counted,
             # unless the cart has at least four items (then it is listed, marked, as by a store that shows them).
             "hidden_count": 0 if any(item["out_of_stock"] for item in cart_items) else 1,

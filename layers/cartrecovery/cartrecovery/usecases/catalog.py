@@ -10,11 +10,7 @@ from dataclasses import dataclass
 
 from cartrecovery.clock import Clock, isoformat
 from cartrecovery.domain.catalog import Catalog, parse_catalog
-from cartrecovery.ports import Catalogs, StoreRepository
-
-
-class UnknownStore(LookupError):
-    pass
+from cartrecovery.ports import Catalogs, StoreRepository, UnknownStore
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from cartrecovery.domain.store import POOL_COUPON, Coupon
-from cartrecovery.ports import CouponPool, StoreRepository
+from cartrecovery.ports import CouponPool, StoreRepository, UnknownStore
 
 MAX_CODE_LENGTH = 64
 HEADER_NAMES = frozenset({"code", "codes", "coupon", "coupon_code", "coupon code", "クーポンコード", "コード"})
-
-
-class UnknownStore(LookupError):
-    pass
 
 
 class InvalidCodes(ValueError):

@@ -127,7 +127,7 @@ class IngestEvent:
         raise ConcurrentUpdate(f"cart kept changing under {FOLD_ATTEMPTS} attempts")
 
     def _first_timer(self, store: Store, cart: CartState) -> tuple[Timer, Decision] | None:
-        """The timer (and its log line) a new open cart starts with, if its flow runs."""
+        """The timer (and its log line) an open cart without one is armed with, if its flow runs."""
         flow = store.settings.flows.get("cart_recovery")
         step = next_step(cart, flow) if flow is not None and flow.enabled and cart.is_open else None
         if flow is None or step is None:
@@ -146,14 +146,12 @@ class IngestEvent:
             if repair:  # creating an existing schedule is a no-op; a lost one comes back
                 self.schedules.arm(cart.timer, schedule_payload(cart, cart.timer.flow, cart.timer.step))
             return
-        step = next_step(cart, flow)
-        if step is None:
+        arm = self._first_timer(store, cart)
+        if arm is None:
             return
-        now = self.clock.now()
-        timer = timer_for(cart, flow, step, now)
-        decision = Decision(at=now, action="armed", flow=flow.name, step=step.step, until=timer.due_at)
+        timer, decision = arm
         if self.carts.arm_if_idle(store.store_id, cart.cart_id, timer, decision):
-            self.schedules.arm(timer, schedule_payload(cart, flow.name, step.step))
+            self.schedules.arm(timer, schedule_payload(cart, timer.flow, timer.step))
 
     def _convert(self, store: Store, event: Event, cart: CartState | None, keys: list[str]) -> None:
         """Credit the order to the latest email that preceded it: the cart's own, else the customer's."""

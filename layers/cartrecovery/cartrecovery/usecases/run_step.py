@@ -151,7 +151,7 @@ class RunDueStep:
         if now < due:
             return self._rearm(cart, flow, step, now, "rearmed", "cart_activity", due)
 
-        blocked, email_record = self._blocked(store, cart, step)
+        blocked, email_record = self._blocked(store, cart)
         if blocked:
             return self._stop(cart, flow.name, step.step, blocked)
         if self._clicked_earlier(store, cart, flow, step):
@@ -163,7 +163,7 @@ class RunDueStep:
         first_purchase = is_first_purchase(cart.customer.orders_count, email_record and email_record.last_order_at)
         return self._send(store, cart, flow, step, now, first_purchase=first_purchase)
 
-    def _blocked(self, store: Store, cart: CartState, step: FlowStep) -> tuple[str | None, ContactRecord | None]:
+    def _blocked(self, store: Store, cart: CartState) -> tuple[str | None, ContactRecord | None]:
         """Why this step must not go to this shopper now (None when it may), and the address's record."""
         customer = cart.customer
         if not customer.email:
@@ -204,7 +204,7 @@ class RunDueStep:
         if not self.carts.claim_step(store.store_id, cart.cart_id, key, record):
             return StepOutcome("already_claimed", None, flow.name, step.step)
         decision = Decision(now, "skipped", flow.name, step.step, "clicked_earlier")
-        self._advance(store, cart, flow, step, now, (key, record), decision)
+        self._advance(store, cart, flow, step.step, now, (key, record), decision)
         return StepOutcome("skipped", "clicked_earlier", flow.name, step.step)
 
     def _send(
@@ -250,7 +250,7 @@ class RunDueStep:
             return StepOutcome("already_claimed", None, flow.name, step.step)
         # The claim found the cart still open; an unsubscribe or an order by the address may have landed while
         # this step was being decided, so look at the address again now that the step is held.
-        blocked, seen = self._blocked(store, cart, step)
+        blocked, seen = self._blocked(store, cart)
         if blocked:
             decision = Decision(now, "released", flow.name, step.step, blocked)
             self.carts.release_step(store.store_id, cart.cart_id, key, decision)
@@ -297,7 +297,7 @@ class RunDueStep:
                 store,
                 cart,
                 flow,
-                step,
+                step.step,
                 now,
                 (key, record),
                 Decision(now, "unknown", flow.name, step.step, "send_outcome_unknown"),
@@ -334,7 +334,9 @@ class RunDueStep:
         record = StepRecord(SENT, now, variant, message_id=message_id, day=day)
         pool_empty = bool(coupon and coupon.pool_empty)
         reason = "coupon_pool_empty" if pool_empty else None
-        self._advance(store, cart, flow, step, now, (key, record), Decision(now, "sent", flow.name, step.step, reason))
+        self._advance(
+            store, cart, flow, step.step, now, (key, record), Decision(now, "sent", flow.name, step.step, reason)
+        )
         return StepOutcome("sent", None, flow.name, step.step, message_id, coupon_pool_empty=pool_empty)
 
     def _abandoned(self, store: Store, cart: CartState, flow: Flow, fired: int, claim: StepRecord) -> StepOutcome:
@@ -344,20 +346,11 @@ class RunDueStep:
         now = self.clock.now()
         record = dataclasses.replace(claim, status=UNKNOWN, at=now, reason="claim_abandoned")
         decision = Decision(now, "unknown", flow.name, fired, "claim_abandoned")
-        if cart.is_open:  # _advance reads only the step's number
-            self._advance(
-                store,
-                cart,
-                flow,
-                flow.get(fired) or FlowStep(fired, 0),
-                now,
-                (step_key(flow.name, fired), record),
-                decision,
-            )
+        outcome = (step_key(flow.name, fired), record)
+        if cart.is_open:
+            self._advance(store, cart, flow, fired, now, outcome, decision)
         else:
-            self.carts.update_progress(
-                store.store_id, cart.cart_id, decision=decision, timer=None, step=(step_key(flow.name, fired), record)
-            )
+            self.carts.update_progress(store.store_id, cart.cart_id, decision=decision, timer=None, step=outcome)
         return StepOutcome("unknown", "claim_abandoned", flow.name, fired)
 
     def _advance(
@@ -365,13 +358,13 @@ class RunDueStep:
         store: Store,
         cart: CartState,
         flow: Flow,
-        step: FlowStep,
+        step: int,
         now: datetime,
         outcome: tuple[str, StepRecord],
         decision: Decision,
     ) -> None:
-        """Record the step's outcome and arm the following step, if any, in one write."""
-        following = flow.after(step.step)
+        """Record step ``step``'s outcome and arm the following step, if any, in one write."""
+        following = flow.after(step)
         timer = timer_for(cart, flow, following, now) if following else None
         self.carts.update_progress(store.store_id, cart.cart_id, decision=decision, timer=timer, step=outcome)
         if timer is not None and following is not None:

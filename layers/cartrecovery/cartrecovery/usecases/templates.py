@@ -26,13 +26,9 @@ from cartrecovery.email.overrides import (
 )
 from cartrecovery.email.render import EmailRenderer, RenderedEmail
 from cartrecovery.email.samples import SAMPLE_POOL_CODE, sample_cart, sample_context
-from cartrecovery.ports import StoreRepository, TemplateOverrides
+from cartrecovery.ports import StoreRepository, TemplateOverrides, UnknownStore
 
 PREVIEW_UNSUBSCRIBE_PATH = "/u/PREVIEW"  # stands in for a shopper's signed unsubscribe link
-
-
-class UnknownStore(LookupError):
-    pass
 
 
 @dataclass(frozen=True)
