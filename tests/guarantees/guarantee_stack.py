@@ -34,11 +34,13 @@ from cartrecovery.local.clock import VirtualClock
 from cartrecovery.local.demo import DEMO_SENDER, demo_store_settings
 from cartrecovery.local.lambda_invoke import LocalFunction
 from cartrecovery.local.outbox import Outbox, SentMessage
-from cartrecovery.local.resources import create_tables, find_repo_root
+from cartrecovery.local.resources import create_tables, find_repo_root, load_template
 from cartrecovery.local.runtime import scheduled_event
 from cartrecovery.local.scheduler_runner import SchedulerRunner
 from cartrecovery.settings import Settings
 from cartrecovery.usecases.stores import create_store
+from tests.fakes import cart_updated, order_placed
+from tests.iam_grants import AuditedFunction, GrantAudit
 
 ROOT = find_repo_root()
 REGION = "ap-northeast-1"
@@ -107,8 +109,8 @@ class Stack:
     clock: VirtualClock
     services: wiring.Services
     store: Store
-    send: LocalFunction
-    sweep: LocalFunction
+    send: AuditedFunction
+    sweep: AuditedFunction
     runner: SchedulerRunner
     outbox: Outbox
     ses: SesFaults
@@ -121,17 +123,15 @@ class Stack:
         self.services.ingest(self.store, f"evt_{uuid.uuid4().hex}", parse_event(json.loads(raw)), fingerprint=raw)
 
     def cart_activity(self, cart_id: str, email: str, at: datetime, *, type: str = "cart.updated") -> None:
-        self.event(cart_event(cart_id, email, at, type=type))
+        when = at.isoformat()
+        self.event(
+            cart_updated(
+                when, cart_id, email, customer_id=f"u-{cart_id}", timezone="Asia/Tokyo", kind=type, consent_at=when
+            )
+        )
 
     def order(self, cart_id: str, email: str, at: datetime) -> None:
-        self.event(
-            {
-                "type": "order.placed",
-                "occurred_at": at.isoformat(),
-                "customer": {"id": f"u-{cart_id}", "email": email},
-                "order": {"id": f"o-{cart_id}", "cart_id": cart_id, "total": 2560, "currency": "JPY"},
-            }
-        )
+        self.event(order_placed(at.isoformat(), cart_id, email, customer_id=f"u-{cart_id}", order_id=f"o-{cart_id}"))
 
     def advance(self, delta: timedelta) -> list[Any]:
         """Move time on, firing every schedule that falls due on the way; returns the send handler's answers."""
@@ -164,36 +164,6 @@ class Stack:
 
     def sent_to(self, email: str) -> list[SentMessage]:
         return self.outbox.messages(to=email)
-
-
-def cart_event(cart_id: str, email: str, at: datetime, *, type: str = "cart.updated") -> dict[str, Any]:
-    return {
-        "type": type,
-        "occurred_at": at.isoformat(),
-        "customer": {
-            "id": f"u-{cart_id}",
-            "email": email,
-            "name": "山田 太郎",
-            "locale": "ja",
-            "timezone": "Asia/Tokyo",
-            "marketing_consent": {"granted": True, "at": at.isoformat(), "source": "checkout-form"},
-        },
-        "cart": {
-            "id": cart_id,
-            "currency": "JPY",
-            "items": [
-                {
-                    "sku": "TEA-001",
-                    "name": "抹茶ラテ",
-                    "url": "https://shop.example.jp/products/tea-001",
-                    "unit_price": 1280,
-                    "quantity": 2,
-                }
-            ],
-            "total": 2560,
-            "recovery_url": f"https://shop.example.jp/cart/restore?cart={cart_id}",
-        },
-    }
 
 
 def new_email() -> str:
@@ -238,6 +208,9 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         clock = VirtualClock(START, monotonic=lambda: 0.0)  # moves only when the test says so
 
         session = boto3.session.Session(region_name=REGION)
+        audit = GrantAudit(load_template(ROOT / "template.yaml"))
+        audit.table_ids = {name: name.removeprefix(f"{PREFIX}-") for name in tables.values()}
+        audit.install(session)  # every call of the handlers is checked against their grants
         outbox = Outbox(clock)
         ses = SesFaults()
         # Hooks go on the session before its first client: a client copies the session's hooks when created.
@@ -255,8 +228,16 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         services = wiring.services()
         store = services.stores.get(store_settings["store_id"])
         assert store is not None
-        send = LocalFunction("send", ROOT / "functions" / "send" / "app.py", region=REGION, stack_prefix=PREFIX)
-        sweep = LocalFunction("sweep", ROOT / "functions" / "sweep" / "app.py", region=REGION, stack_prefix=PREFIX)
+        send = AuditedFunction(
+            LocalFunction("send", ROOT / "functions" / "send" / "app.py", region=REGION, stack_prefix=PREFIX),
+            "SendFunction",
+            audit,
+        )
+        sweep = AuditedFunction(
+            LocalFunction("sweep", ROOT / "functions" / "sweep" / "app.py", region=REGION, stack_prefix=PREFIX),
+            "SweepFunction",
+            audit,
+        )
         runner = SchedulerRunner(admin.client("scheduler"), PREFIX, clock, send.invoke, send_function_arn=SEND_ARN)
         try:
             yield Stack(

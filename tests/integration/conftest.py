@@ -4,7 +4,8 @@ Every test gets fresh AWS state: the DynamoDB tables built from ``template.yaml`
 relies on are the deployed ones), a schedule group, a verified SES sender domain and a configuration set,
 fake credentials in ap-northeast-1, and ``cartrecovery.wiring`` configured with those tables and a frozen
 clock (``clock``, a ``ManualClock`` the test may advance). ``store`` adds one store with a known webhook
-secret. ``handlers`` are the four deployed Lambda entry points, loaded once per session from their files.
+secret. ``handlers`` are the deployed Lambda entry points, loaded once per session from their files; each
+invocation fails if the handler made an AWS call its policy in ``template.yaml`` does not grant.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from cartrecovery.local import resources
 from cartrecovery.local.lambda_invoke import LambdaContext, load_module
 from cartrecovery.settings import Settings
 from cartrecovery.usecases.stores import create_store
+from tests.iam_grants import GrantAudit
 
 ROOT = resources.find_repo_root()
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -76,15 +78,23 @@ _AWS_ENV_HIDDEN = (
 
 
 @pytest.fixture(scope="session")
-def boto_session() -> boto3.session.Session:
-    """One session for all tests: it caches the service models, which take ~50 ms per client to load.
-    Clients are still created per test, inside that test's ``mock_aws`` and fake credentials."""
-    return boto3.session.Session(region_name=REGION)
+def template() -> dict[str, Any]:
+    return resources.load_template(TEMPLATE_PATH)
 
 
 @pytest.fixture(scope="session")
-def template() -> dict[str, Any]:
-    return resources.load_template(TEMPLATE_PATH)
+def grant_audit(template: dict[str, Any]) -> GrantAudit:
+    return GrantAudit(template)
+
+
+@pytest.fixture(scope="session")
+def boto_session(grant_audit: GrantAudit) -> boto3.session.Session:
+    """One session for all tests: it caches the service models, which take ~50 ms per client to load.
+    Clients are still created per test, inside that test's ``mock_aws`` and fake credentials. Every call a
+    handler makes through it is checked against the function's grants in ``template.yaml``."""
+    session = boto3.session.Session(region_name=REGION)
+    grant_audit.install(session)
+    return session
 
 
 @pytest.fixture
@@ -107,13 +117,19 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def tables(
-    aws: None, boto_session: boto3.session.Session, template: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    aws: None,
+    boto_session: boto3.session.Session,
+    template: dict[str, Any],
+    grant_audit: GrantAudit,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, str]:
     """Environment variable name (``CARTS_TABLE``...) -> table name, every table created from the template
     (parsed once per session: reading the YAML takes longer than creating the tables)."""
     parse = resources.load_template
     monkeypatch.setattr(resources, "load_template", lambda path: template if path == TEMPLATE_PATH else parse(path))
-    return resources.create_tables(boto_session.client("dynamodb"), TEMPLATE_PATH, PREFIX)
+    names = resources.create_tables(boto_session.client("dynamodb"), TEMPLATE_PATH, PREFIX)
+    grant_audit.table_ids = {name: name.removeprefix(f"{PREFIX}-") for name in names.values()}
+    return names
 
 
 @pytest.fixture
@@ -200,22 +216,26 @@ class Handlers:
     send: ModuleType
     tracking: ModuleType
     unsubscribe: ModuleType
+    sweep: ModuleType
+    audit: GrantAudit
 
     def invoke(self, name: str, event: dict[str, Any]) -> Any:
+        """Run a function as Lambda would; fails if it made an AWS call its policy does not grant."""
         module = getattr(self, name)
         context = LambdaContext(f"{PREFIX}-{name}", f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{name}")
-        return module.lambda_handler(event, context)
+        with self.audit.running(f"{name.title()}Function"):
+            return module.lambda_handler(event, context)
 
 
 @pytest.fixture(scope="session")
-def handlers() -> Handlers:
+def handlers(grant_audit: GrantAudit) -> Handlers:
     """``functions/<name>/app.py`` loaded by path: the folders are not packages of one namespace (every one
     holds an ``app.py``), so each gets a module name of its own. Powertools reads its settings at import."""
     modules = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("POWERTOOLS_METRICS_NAMESPACE", "CartRecovery")
         patch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
-        for name in ("ingest", "send", "tracking", "unsubscribe"):
+        for name in ("ingest", "send", "tracking", "unsubscribe", "sweep"):
             patch.setenv("POWERTOOLS_SERVICE_NAME", f"{PREFIX}-{name}")
             modules[name] = load_module(ROOT / "functions" / name / "app.py", f"integration_fn_{name}")
-    return Handlers(**modules)
+    return Handlers(**modules, audit=grant_audit)

@@ -5,6 +5,7 @@ tracking. Business time comes from the frozen ``clock``; webhook signatures use 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import email
 import email.policy
 import json
@@ -18,11 +19,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from cartrecovery.clock import ManualClock, isoformat
-from cartrecovery.domain.store import Store
+from cartrecovery.domain.store import Store, StoreSettings
 from cartrecovery.identity import email_hash
 from cartrecovery.ports import ContactRecord
 from cartrecovery.signing import sign
 from cartrecovery.wiring import Services
+from tests.fakes import cart_updated, item_body
 
 if TYPE_CHECKING:
     from conftest import Deployment, Handlers
@@ -143,33 +145,9 @@ def ses_record(event_type: str, message_id: str, at: str, **block: Any) -> dict[
 
 
 def cart_event(occurred_at: Any, cart_id: str = "c-1", quantity: int = 2) -> dict[str, Any]:
-    return {
-        "type": "cart.updated",
-        "occurred_at": isoformat(occurred_at),
-        "customer": {
-            "id": "u-1",
-            "email": SHOPPER,
-            "name": "山田 太郎",
-            "locale": "ja",
-            "timezone": "Asia/Tokyo",
-            "marketing_consent": {"granted": True, "at": isoformat(occurred_at), "source": "checkout-form"},
-        },
-        "cart": {
-            "id": cart_id,
-            "currency": "JPY",
-            "items": [
-                {
-                    "sku": "TEA-001",
-                    "name": "抹茶ラテ",
-                    "url": "https://shop.example.jp/products/tea-001",
-                    "unit_price": 1280,
-                    "quantity": quantity,
-                }
-            ],
-            "total": 1280 * quantity,
-            "recovery_url": f"https://shop.example.jp/cart/restore?cart={cart_id}",
-        },
-    }
+    at = isoformat(occurred_at)
+    items = [item_body(quantity=quantity)]
+    return cart_updated(at, cart_id, SHOPPER, customer_id="u-1", timezone="Asia/Tokyo", items=items, consent_at=at)
 
 
 class Answer:
@@ -410,6 +388,27 @@ def test_step_one_is_sent_once_even_when_the_schedule_fires_twice(env: Stack) ->
     assert counters(env.svc)["2026-12-01#1"]["sent"] == 1
     record = env.svc.ledger.get(message_id)
     assert record is not None and record.cart_id == "c-1"
+
+
+def test_a_store_that_holds_the_coupon_back_from_clickers_skips_step_two_after_a_click(env: Stack) -> None:
+    coupon = {"code": "COMEBACK10", "description": "10%オフ", "only_if_not_clicked": True}
+    settings = StoreSettings.from_dict(env.deployment.store_settings(coupon=coupon))
+    env.svc.stores.save(dataclasses.replace(env.store, settings=settings))
+    message_id, _ = send_step_one(env)
+    click = ses_record("Click", message_id, "2026-12-01T05:10:00.000Z", link="https://shop.example.jp/cart")
+    assert env.handlers.invoke("tracking", sqs_ses_event(click)) == {"batchItemFailures": []}
+
+    cart = env.svc.carts.get("tea-shop", "c-1")
+    assert cart is not None and cart.timer is not None and cart.timer.step == 2
+    env.clock.set(cart.timer.due_at)
+    result = env.handlers.invoke(
+        "send", scheduler_input(env.svc, cart.timer.schedule_name, env.deployment.schedule_group)
+    )
+
+    assert (result["action"], result["reason"]) == ("skipped", "clicked_earlier")
+    assert len(env.outbox()) == 1
+    cart = env.svc.carts.get("tea-shop", "c-1")
+    assert cart is not None and cart.timer is not None and cart.timer.step == 3
 
 
 # ---- tracking ----
