@@ -251,3 +251,49 @@ def test_the_retention_is_the_deployments_cart_retention_days(
     assert int(item["expires_at"]["N"]) == int((deployment.start + timedelta(days=30)).timestamp())
     with pytest.raises(ConfigError, match="CART_RETENTION_DAYS"):
         Settings.from_env(environ | {"CART_RETENTION_DAYS": "0"})
+
+
+def test_a_cart_stored_with_items_and_customer_as_maps_reads_the_same_and_its_next_fold_rewrites_them(
+    carts: DynamoCartRepository, cart: CartState, svc: Services
+) -> None:
+    """Carts written before the items and the customer were kept as JSON text still read, and the fold that
+    next touches them leaves one form only."""
+    from cartrecovery.adapters.carts import encode_customer, encode_item
+    from cartrecovery.adapters.dynamo_codec import to_attr
+
+    carts.save_fold(cart, expected_version=None)
+    key = {"store_id": {"S": "tea-shop"}, "cart_id": {"S": "c-1"}}
+    svc.dynamodb.update_item(
+        TableName=svc.settings.carts_table,
+        Key=key,
+        UpdateExpression="SET #items = :items, #customer = :customer REMOVE items_json, customer_json",
+        ExpressionAttributeNames={"#items": "items", "#customer": "customer"},
+        ExpressionAttributeValues={
+            ":items": to_attr([encode_item(i) for i in cart.items]),
+            ":customer": to_attr(encode_customer(cart.customer)),
+        },
+    )
+    old = carts.get("tea-shop", "c-1")
+    assert old is not None
+    assert (old.items, old.customer) == (cart.items, cart.customer)
+
+    moved = dataclasses.replace(old, items=cart.items[:1], last_activity_at=cart.last_activity_at + timedelta(hours=1))
+    carts.save_fold(moved, expected_version=old.version)
+    item = svc.dynamodb.get_item(TableName=svc.settings.carts_table, Key=key)["Item"]
+    assert "items" not in item and "customer" not in item
+    assert "items_json" in item and "customer_json" in item
+    loaded = carts.get("tea-shop", "c-1")
+    assert loaded is not None
+    assert loaded.items == cart.items[:1]
+    assert loaded.items[0].unit_price == Decimal("1280") and loaded.customer == cart.customer
+
+
+def test_exact_prices_survive_the_json_form(carts: DynamoCartRepository, cart: CartState) -> None:
+    priced = dataclasses.replace(
+        cart, items=(dataclasses.replace(cart.items[1], unit_price=Decimal("0.10000000000000000001")),)
+    )
+    carts.save_fold(priced, expected_version=None)
+    loaded = carts.get("tea-shop", "c-1")
+    assert loaded is not None
+    assert loaded.items[0].unit_price == Decimal("0.10000000000000000001")
+    assert loaded.items[0].in_stock is False

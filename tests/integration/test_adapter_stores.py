@@ -71,6 +71,30 @@ def test_a_store_reads_back_exactly_as_created(repo: DynamoStoreRepository) -> N
     assert repo.get("other-shop") is None
 
 
+def test_a_store_stored_with_its_settings_as_a_map_reads_the_same_and_a_save_rewrites_it(
+    repo: DynamoStoreRepository, svc: Services
+) -> None:
+    """Stores written before the settings were kept as JSON text still read; the next save leaves JSON."""
+    from cartrecovery.adapters.dynamo_codec import to_attr
+
+    store = full_store()
+    repo.create(store)
+    key = {"store_id": {"S": "tea-shop"}}
+    svc.dynamodb.update_item(
+        TableName=svc.settings.stores_table,
+        Key=key,
+        UpdateExpression="SET #settings = :settings REMOVE settings_json",
+        ExpressionAttributeNames={"#settings": "settings"},
+        ExpressionAttributeValues={":settings": to_attr(store.settings.to_dict())},
+    )
+    assert repo.get("tea-shop") == store
+
+    repo.save(store)
+    item = svc.dynamodb.get_item(TableName=svc.settings.stores_table, Key=key)["Item"]
+    assert "settings" not in item and "settings_json" in item
+    assert repo.get("tea-shop") == store
+
+
 def test_a_store_id_is_created_once_and_saved_over(repo: DynamoStoreRepository) -> None:
     store = full_store()
     repo.create(store)

@@ -1,4 +1,9 @@
-"""Stores in DynamoDB: settings as a map, secrets beside them (the table is encrypted at rest).
+"""Stores in DynamoDB: settings as one JSON string, secrets beside them (the table is encrypted at rest).
+
+The settings are kept as JSON text rather than a DynamoDB map because ingest reads the store on every
+request: botocore turns a map of a few hundred typed values into Python one node at a time, which cost more
+CPU than the rest of the request's own work, while a string is handed over whole and ``json.loads`` (C)
+decodes it. Items written before this (``settings`` as a map) are still read.
 
 A store's uploaded email templates live in an item of their own, ``store_id = "<store>#templates"``, so the
 store item that ingest reads on every request stays small (a read costs by item size); only the send path,
@@ -11,6 +16,8 @@ name, two URLs) takes about 50 bytes compressed, so the 5,000 products a catalog
 
 from __future__ import annotations
 
+import functools
+import json
 import time
 import zlib
 from collections.abc import Callable
@@ -196,7 +203,7 @@ def encode_store(store: Store) -> dict[str, Any]:
 
     return {
         "store_id": store.store_id,
-        "settings": store.settings.to_dict(),
+        "settings_json": json.dumps(store.settings.to_dict(), ensure_ascii=False, separators=(",", ":")),
         "webhook_secrets": secrets(store.webhook_secrets),
         "shopify_secrets": secrets(store.shopify_secrets),
         "token_key": store.token_key,
@@ -209,9 +216,19 @@ def decode_store(data: dict[str, Any]) -> Store:
         return tuple(SecretEntry(s["secret"], s["created_at"], s.get("expires_at")) for s in raw)
 
     return Store(
-        settings=StoreSettings.from_dict(data["settings"]),
+        settings=_settings_from_json(data["settings_json"])
+        if "settings_json" in data
+        else StoreSettings.from_dict(data["settings"]),
         webhook_secrets=secrets(data.get("webhook_secrets", [])),
         shopify_secrets=secrets(data.get("shopify_secrets", [])),
         token_key=data["token_key"],
         salt=data["salt"],
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _settings_from_json(text: str) -> StoreSettings:
+    """Settings decoded once per distinct text: ingest reads the store on every request (so that a revoked
+    secret stops working at once), but its settings rarely change, and validating them again each time was
+    a tenth of a request's CPU. ``StoreSettings`` is immutable, so sharing one between requests is safe."""
+    return StoreSettings.from_dict(json.loads(text))
