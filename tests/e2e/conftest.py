@@ -13,6 +13,11 @@ The stack is shared by every test of the session, so tests must not depend on wh
 - the virtual clock only moves forward and every test moves it: build ``occurred_at`` from ``stack.now()``,
   never from fixed dates, and use ``stack.advance_to_local_time(10)`` first when quiet hours (21:00-08:00
   Tokyo) would otherwise defer a step;
+- the virtual clock also ticks with real time, and every move is relative to the moment the stack handles the
+  request: a time reached by advancing is that time plus the fraction of a second the requests took, or more
+  under load (``start_cart(hour=20)`` can post at 20:00:01). Compare with the times the stack reports (the
+  ``occurred_at`` a builder returns, ``sent_at``) or with boundaries the product defines (quiet hours end at
+  08:00:00), never with a second assumed to be zero;
 - the report is cumulative: compare before and after (``report_delta``), counting the messages that
   appeared in the outbox meanwhile, not absolute numbers;
 - ``advance`` fires everyone's due schedules, not only yours.
@@ -302,8 +307,8 @@ class LocalStack:
         return response.status, _json_or_text(response)
 
     def start_cart(self, hour: int = 10, **fields: Any) -> tuple[str, str, datetime]:
-        """A fresh shopper's cart (``cart_event`` with ``fields``) posted at ``hour``:00 Tokyo: (cart id,
-        address, occurred_at)."""
+        """A fresh shopper's cart (``cart_event`` with ``fields``) posted at ``hour``:00 Tokyo, give or take
+        the second the requests took: (cart id, address, occurred_at, which is the exact time posted)."""
         self.advance_to_local_time(hour)
         cart_id, email = new_id(), unique_email()
         at = self.now()
@@ -334,7 +339,8 @@ class LocalStack:
         return result
 
     def advance_to_local_time(self, hour: int, minute: int = 0, zone: ZoneInfo = TOKYO) -> dict[str, Any]:
-        """Advance to the next ``hour:minute`` in ``zone`` (e.g. 10:00 Tokyo, clear of quiet hours)."""
+        """Advance to the next ``hour:minute`` in ``zone`` (e.g. 10:00 Tokyo, clear of quiet hours); the clock
+        lands there plus the time the requests took (it ticks with real time)."""
         now = self.now()
         local = now.astimezone(zone)
         target = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
