@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from cartrecovery.adapters.dynamo_codec import from_item, opt_str, opt_time, to_attr, to_json_text
+from cartrecovery.adapters.dynamo_codec import from_item, opt_str, opt_time, to_attr
 from cartrecovery.domain.cart import CLAIMED, OPEN, CartState, Decision, StepRecord, Timer
 from cartrecovery.domain.events import Consent, Customer, Item
 from cartrecovery.ports import ConcurrentUpdate
@@ -264,18 +263,14 @@ class DynamoCartRepository:
 
 
 def fold_fields(cart: CartState) -> dict[str, Any]:
-    """The attributes an event fold owns (never steps, timer or decisions). The items and the customer are
-    written and read whole, so they are kept as JSON text (every cart read, on every event and firing, parses
-    them); ``items`` and ``customer`` as maps, how carts stored them before, are removed by the next fold."""
+    """The attributes an event fold owns (never steps, timer or decisions)."""
     return {
         "status": cart.status,
         "currency": cart.currency,
-        "items_json": to_json_text([encode_item(i) for i in cart.items]),
-        "items": None,
+        "items": [encode_item(i) for i in cart.items],
         "total": cart.total,
         "recovery_url": cart.recovery_url,
-        "customer_json": to_json_text(encode_customer(cart.customer)),
-        "customer": None,
+        "customer": encode_customer(cart.customer),
         "first_seen_at": cart.first_seen_at,
         "last_activity_at": cart.last_activity_at,
         "closed_at": cart.closed_at,
@@ -344,8 +339,7 @@ def decode_consent(raw: dict[str, Any] | None) -> Consent | None:
 
 
 def decode_cart(data: dict[str, Any]) -> CartState:
-    customer = json.loads(data["customer_json"]) if "customer_json" in data else data.get("customer") or {}
-    items = json.loads(data["items_json"]) if "items_json" in data else data.get("items", [])
+    customer = data.get("customer") or {}
     timer = data.get("timer")
     return CartState(
         store_id=data["store_id"],
@@ -364,7 +358,7 @@ def decode_cart(data: dict[str, Any]) -> CartState:
                 in_stock=bool(i.get("in_stock", True)),
                 related_skus=tuple(str(sku) for sku in i.get("related_skus") or ()),
             )
-            for i in items
+            for i in data.get("items", [])
         ),
         total=data.get("total"),
         recovery_url=data.get("recovery_url"),

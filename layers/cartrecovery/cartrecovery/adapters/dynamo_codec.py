@@ -3,7 +3,6 @@ to import and hides the wire format)."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -82,19 +81,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
-
-
-def to_json_text(value: Any) -> str:
-    """``value`` as compact JSON, for a part of an item that is always written and read whole: DynamoDB
-    holds one string, which botocore passes through untouched, instead of a tree of typed values it
-    validates, serialises and parses node by node. Numbers keep their exact decimal value."""
-    return json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"), default=_json_number)
-
-
-def _json_number(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else str(value)
-    raise TypeError(f"{type(value).__name__} is not stored as JSON")
 
 
 def opt_time(value: Any) -> datetime | None:
