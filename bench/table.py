@@ -40,6 +40,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     add("ingest floor per event", "ingest.floor_us_per_event", unit=" us")
     add("ingest CPU (x floor)", "ingest.ratio", "<= 3", lambda v: v <= 3)
     add("ingest calls alone (x floor)", "ingest.calls_floor_ratio")
+    add("ingest (x floor, same client)", "ingest.ratio_to_tuned_floor")
     add("render p50", "render.p50_ms", unit=" ms")
     add("render p99", "render.p99_ms", "<= 2 ms", lambda v: v <= 2, " ms")
     add("render size", "render.bytes", "<= 100,000", lambda v: v <= 100_000, " B")

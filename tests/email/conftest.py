@@ -81,7 +81,10 @@ def svc(monkeypatch: pytest.MonkeyPatch, template: dict[str, Any]) -> Iterator[w
         session = boto3.session.Session(region_name=REGION)
         tables = resources.create_tables(session.client("dynamodb"), ROOT / "template.yaml", "tpl-test")
         settings = Settings(
-            **{name.lower(): table for name, table in tables.items()}, public_base_url=PUBLIC_BASE_URL, stage="test"
+            **{name.lower(): table for name, table in tables.items()},
+            public_base_url=PUBLIC_BASE_URL,
+            stage="test",
+            check_aws_requests=True,
         )
         wiring.configure(settings=settings, clock=ManualClock(START), session=session)
         try:

@@ -204,6 +204,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             scheduler_dlq_arn=f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT_ID}:{PREFIX}-dlq",
             public_base_url="https://api.example.com",
             stage="test",
+            check_aws_requests=True,
         )
         clock = VirtualClock(START, monotonic=lambda: 0.0)  # moves only when the test says so
 

@@ -143,6 +143,7 @@ def settings(tables: dict[str, str]) -> Settings:
         ses_configuration_set=CONFIGURATION_SET,
         public_base_url=PUBLIC_BASE_URL,
         stage="test",
+        check_aws_requests=True,
     )
 
 

@@ -12,6 +12,9 @@ class ConfigError(RuntimeError):
     pass
 
 
+_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 @dataclass(frozen=True)
 class Settings:
     stores_table: str
@@ -33,6 +36,10 @@ class Settings:
     store_cache_seconds: float = 0.0
     # Carts expire (DynamoDB TTL) this many days after their last activity.
     cart_retention_days: int = 90
+    # botocore checks each request against the service model before sending it, about a quarter of a call's
+    # CPU. Deployed functions skip that (AWS checks every request on arrival); the tests and the local mode
+    # turn it on, where a malformed request is best caught before it leaves, with botocore's exact message.
+    check_aws_requests: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -59,4 +66,9 @@ class Settings:
                 raise ConfigError("CART_RETENTION_DAYS must be a whole number of days") from exc
             if values["cart_retention_days"] < 1:
                 raise ConfigError("CART_RETENTION_DAYS must be at least 1")
+        if "check_aws_requests" in values:
+            flag = values["check_aws_requests"].strip().lower()
+            if flag not in _FLAGS:
+                raise ConfigError("CHECK_AWS_REQUESTS must be true or false")
+            values["check_aws_requests"] = _FLAGS[flag]
         return cls(**values)

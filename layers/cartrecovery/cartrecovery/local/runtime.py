@@ -258,6 +258,7 @@ def _assemble(config: LocalConfig, base_url: str, emulator: Emulator, endpoint: 
         ses_configuration_set=provisioned.configuration_set,
         public_base_url=base_url,
         stage="local",
+        check_aws_requests=True,  # a developer's malformed request fails here with botocore's exact message
     )
     clock = VirtualClock(config.clock_start)
     outbox = Outbox(clock)
