@@ -87,13 +87,9 @@ def bench_settings(tables: dict[str, str], function: str = "ingest") -> Settings
 
 def _template_env(function: str) -> dict[str, Any]:
     """The environment ``template.yaml`` gives ``function`` (Globals, then its own variables)."""
-    from cartrecovery.local.resources import load_template
+    from cartrecovery.local.resources import function_environment, load_template
 
-    template = load_template(REPO / "template.yaml")
-    variables = dict(template["Globals"]["Function"]["Environment"]["Variables"])
-    resource = template["Resources"][f"{function.title()}Function"]["Properties"]
-    variables.update(resource.get("Environment", {}).get("Variables", {}))
-    return variables
+    return function_environment(load_template(REPO / "template.yaml"), f"{function.title()}Function")
 
 
 class WarmFunction:

@@ -12,6 +12,8 @@ import pytest
 from botocore.exceptions import ParamValidationError
 
 from cartrecovery import __version__, wiring
+from cartrecovery.clock import SystemClock
+from cartrecovery.local.resources import function_environment
 from cartrecovery.settings import ConfigError, Settings
 
 REGION = "ap-northeast-1"  # the fixtures' region
@@ -22,18 +24,13 @@ def _services(settings: Settings) -> tuple[wiring.Services, list[Any]]:
     session = boto3.session.Session(region_name=REGION)
     sent: list[Any] = []
     session.events.register("before-send", lambda request, **_: sent.append(request))
-    return wiring.Services(settings, clock=None, session=session), sent  # type: ignore[arg-type]
+    return wiring.Services(settings, clock=SystemClock(), session=session), sent
 
 
 def _template_environment(template: dict[str, Any], tables: dict[str, str], function: str) -> dict[str, str]:
     """What a deployed function finds in its environment (intrinsic functions resolved to the test's names)."""
-    resources = template["Resources"]
-    variables = {
-        **template["Globals"]["Function"]["Environment"]["Variables"],
-        **resources[function]["Properties"].get("Environment", {}).get("Variables", {}),
-    }
-    plain = {name: value for name, value in variables.items() if isinstance(value, str)}
-    return plain | tables
+    variables = function_environment(template, function)
+    return {name: value for name, value in variables.items() if isinstance(value, str)} | tables
 
 
 @pytest.mark.parametrize(

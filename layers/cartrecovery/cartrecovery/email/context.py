@@ -19,6 +19,7 @@ from cartrecovery.domain.content import (
     recommend,
     shown_items,
 )
+from cartrecovery.domain.events import Item
 from cartrecovery.domain.store import COUPON_STEP, StoreSettings
 from cartrecovery.email.money import format_money
 
@@ -32,6 +33,21 @@ def choose_locale(requested: str | None, available: list[str], default: str) -> 
         if language in available:
             return language
     return default if default in available else (available[0] if available else default)
+
+
+def item_context(item: Item, currency: str, locale: str) -> dict[str, Any]:
+    """One cart line as templates see it (``items`` in docs/templates.md), money formatted for ``locale``."""
+    return {
+        "sku": item.sku,
+        "name": item.name,
+        "url": item.url,
+        "image_url": item.image_url,
+        "variant": item.variant,
+        "quantity": item.quantity,
+        "unit_price": format_money(item.unit_price, currency, locale),
+        "line_total": format_money(item.unit_price * item.quantity, currency, locale),
+        "out_of_stock": not item.in_stock,
+    }
 
 
 def build_context(
@@ -51,20 +67,7 @@ def build_context(
     ``catalog``: the store's uploaded catalog, which step 3 recommends from (``domain/content.py``).
     ``first_purchase``: the shopper has no known order (shows the returns and size-exchange texts)."""
     currency = cart.currency or settings.currency
-    items = [
-        {
-            "sku": item.sku,
-            "name": item.name,
-            "url": item.url,
-            "image_url": item.image_url,
-            "variant": item.variant,
-            "quantity": item.quantity,
-            "unit_price": format_money(item.unit_price, currency, locale),
-            "line_total": format_money(item.unit_price * item.quantity, currency, locale),
-            "out_of_stock": not item.in_stock,
-        }
-        for item in shown_items(cart.items, settings.hide_out_of_stock)
-    ]
+    items = [item_context(item, currency, locale) for item in shown_items(cart.items, settings.hide_out_of_stock)]
     total = cart.total if cart.total is not None else sum((i.unit_price * i.quantity for i in cart.items), start=0)
     coupon = None
     code = (coupon_code or settings.coupon.code) if settings.coupon is not None else ""

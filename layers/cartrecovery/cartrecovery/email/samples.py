@@ -8,6 +8,7 @@ from typing import Any
 
 from cartrecovery.domain.cart import CartState
 from cartrecovery.domain.events import Customer, Item
+from cartrecovery.email.context import item_context
 from cartrecovery.email.money import format_money
 
 # (sku, name, variant, unit price, out of stock)
@@ -121,20 +122,7 @@ def sample_context(flow: str, step: int, locale: str, *, items: int = 3) -> dict
     base = shop["url"]
     currency = shop["currency"]
     cart = sample_cart("sample", lang, items=items)
-    cart_items = [
-        {
-            "sku": item.sku,
-            "name": item.name,
-            "url": item.url,
-            "image_url": item.image_url,
-            "variant": item.variant,
-            "quantity": item.quantity,
-            "unit_price": format_money(item.unit_price, currency, lang),
-            "line_total": format_money(item.unit_price * item.quantity, currency, lang),
-            "out_of_stock": not item.in_stock,
-        }
-        for item in cart.items
-    ]
+    cart_items = [item_context(item, currency, lang) for item in cart.items]
     total = sum((item.unit_price * item.quantity for item in cart.items), start=Decimal(0))
     count = sum(item.quantity for item in cart.items)
 

@@ -70,6 +70,14 @@ def table_definitions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return tables
 
 
+def function_environment(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    """The environment ``template`` gives function ``logical_id``: the Globals' variables, then its own
+    (values may still be intrinsic functions such as ``!Ref``)."""
+    variables = dict(template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
+    own = template["Resources"][logical_id].get("Properties", {}).get("Environment", {}).get("Variables", {})
+    return variables | own
+
+
 def ttl_attribute(template: dict[str, Any], logical_id: str) -> str | None:
     spec = template["Resources"][logical_id].get("Properties", {}).get("TimeToLiveSpecification") or {}
     return spec.get("AttributeName") if spec.get("Enabled") else None
