@@ -11,13 +11,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from cartrecovery.clock import ManualClock
-from cartrecovery.domain.cart import CLAIMED, CartState, Decision, StepRecord, Timer
+from cartrecovery.clock import ManualClock, isoformat
+from cartrecovery.domain.cart import CLAIMED, CartState, Decision, StepRecord, Timer, merge_customer
 from cartrecovery.domain.events import Consent, Event, decode_json, parse_event
 from cartrecovery.domain.store import Legal, Store, StoreSettings
 from cartrecovery.email.render import EmailRenderer
 from cartrecovery.identity import customer_hash, email_hash
 from cartrecovery.ports import (
+    ActivityWrite,
     AlreadyExists,
     ConcurrentUpdate,
     ContactRecord,
@@ -114,6 +115,31 @@ class FakeCarts:
             raise ConcurrentUpdate(cart.cart_id)
         changes = {name: getattr(cart, name) for name in _FOLD_FIELDS}
         self._put(dataclasses.replace(stored, **changes, version=cart.version + 1))
+
+    def apply_activity(self, snapshot: CartState) -> ActivityWrite:
+        stored = self.items.get((snapshot.store_id, snapshot.cart_id))
+        assert snapshot.last_activity_at is not None
+        newer = (
+            stored is not None
+            and stored.last_activity_at is not None
+            # DynamoDB compares the stored text: whole seconds
+            and isoformat(stored.last_activity_at) < isoformat(snapshot.last_activity_at)
+        )
+        if stored is None or not stored.is_open or stored.timer is None or not newer:
+            return ActivityWrite(False, self.get(snapshot.store_id, snapshot.cart_id))
+        applied = dataclasses.replace(
+            stored,
+            currency=snapshot.currency or stored.currency,
+            items=snapshot.items,
+            total=snapshot.total,
+            recovery_url=snapshot.recovery_url,
+            customer=merge_customer(stored.customer, snapshot.customer),
+            first_seen_at=stored.first_seen_at or snapshot.first_seen_at,
+            last_activity_at=snapshot.last_activity_at,
+            version=stored.version + 1,
+        )
+        self._put(applied)
+        return ActivityWrite(True)
 
     def arm_if_idle(self, store_id: str, cart_id: str, timer: Timer, decision: Decision) -> bool:
         cart = self._require(store_id, cart_id)

@@ -4,7 +4,7 @@ the writers of a cart's separate parts (fold, claims, timer, decision log) never
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -13,9 +13,10 @@ from botocore.exceptions import ClientError
 
 from cartrecovery import wiring
 from cartrecovery.adapters.carts import DynamoCartRepository
-from cartrecovery.domain.cart import CLAIMED, CLEARED, SENT, CartState, Decision, StepRecord, Timer
-from cartrecovery.domain.events import Consent, Customer, Item
-from cartrecovery.ports import ConcurrentUpdate
+from cartrecovery.clock import isoformat
+from cartrecovery.domain.cart import CLAIMED, CLEARED, SENT, CartState, Decision, StepRecord, Timer, fold
+from cartrecovery.domain.events import Consent, Customer, Event, Item, parse_event
+from cartrecovery.ports import ActivityWrite, ConcurrentUpdate
 from cartrecovery.settings import ConfigError, Settings
 from cartrecovery.wiring import Services
 
@@ -251,3 +252,101 @@ def test_the_retention_is_the_deployments_cart_retention_days(
     assert int(item["expires_at"]["N"]) == int((deployment.start + timedelta(days=30)).timestamp())
     with pytest.raises(ConfigError, match="CART_RETENTION_DAYS"):
         Settings.from_env(environ | {"CART_RETENTION_DAYS": "0"})
+
+
+def _activity(at: datetime, customer: dict[str, Any] | None, **cart: Any) -> Event:
+    """A cart.updated event at ``at``: one line, and the cart fields and customer given (None: left out)."""
+    line = {
+        "sku": "TEA-009",
+        "name": "玄米茶",
+        "url": "https://shop.example.jp/tea-009",
+        "unit_price": 640,
+        "quantity": 3,
+    }
+    body: dict[str, Any] = {
+        "type": "cart.updated",
+        "occurred_at": isoformat(at),
+        "cart": {
+            k: v for k, v in {"id": "c-1", "currency": "JPY", "items": [line], "total": 1920, **cart}.items() if v
+        },
+    }
+    if customer is not None:
+        body["customer"] = customer
+    return parse_event(body)
+
+
+SNAPSHOTS = {
+    "everything stated": (
+        {
+            "id": "u-2",
+            "email": "hanako@example.jp",
+            "name": "山田 花子",
+            "locale": "en",
+            "timezone": "Europe/Berlin",
+            "orders_count": 2,
+            "marketing_consent": {"granted": False, "source": "account-page"},  # dated by the event
+        },
+        {"currency": "EUR", "recovery_url": "https://shop.example.jp/cart/restore?t=y"},
+    ),
+    "only an address": ({"email": "hanako@example.jp"}, {"total": None}),  # no total, no recovery url
+    "no customer": (None, {}),
+}
+
+
+@pytest.mark.parametrize("case", SNAPSHOTS)
+def test_a_newer_snapshot_of_an_armed_cart_is_written_as_its_fold_without_a_read(
+    carts: DynamoCartRepository, cart: CartState, deployment: Deployment, svc: Services, case: str
+) -> None:
+    # Two identical armed carts; one takes the event through apply_activity, the other through the
+    # read-fold-write every other event goes through. The stored items must be the same, key aside.
+    armed = Decision(deployment.start, "armed", "cart_recovery", 1)
+    for cart_id in ("c-1", "c-2"):
+        carts.save_fold(
+            dataclasses.replace(cart, cart_id=cart_id), expected_version=None, arm=(timer(deployment), armed)
+        )
+    customer, fields = SNAPSHOTS[case]
+    event = _activity(deployment.start + timedelta(minutes=5), customer, **fields)
+
+    written = carts.apply_activity(fold(None, event, "tea-shop", "c-1"))
+    stored = carts.get("tea-shop", "c-2")
+    assert stored is not None
+    carts.save_fold(fold(stored, event, "tea-shop", "c-2"), expected_version=stored.version)
+
+    assert written == ActivityWrite(True)
+    raw = {
+        cart_id: {k: v for k, v in _raw_item(svc, cart_id).items() if k not in ("cart_id", "timer_shard")}
+        for cart_id in ("c-1", "c-2")
+    }
+    assert raw["c-1"] == raw["c-2"]
+    assert carts.get("tea-shop", "c-1") == dataclasses.replace(carts.get("tea-shop", "c-2"), cart_id="c-1")
+
+
+def test_a_snapshot_that_needs_the_stored_cart_is_refused_and_hands_it_back(
+    carts: DynamoCartRepository, cart: CartState, deployment: Deployment
+) -> None:
+    now = deployment.start
+    later = _activity(now + timedelta(minutes=5), {"email": "taro@example.jp"})
+    same_second = _activity(now + timedelta(microseconds=900_000), {"email": "taro@example.jp"})
+
+    # No cart yet: the caller creates it (and arms it) itself.
+    assert carts.apply_activity(fold(None, later, "tea-shop", "c-1")) == ActivityWrite(False, None)
+
+    carts.save_fold(cart, expected_version=None)  # open, but no timer: the caller arms it
+    unarmed = carts.get("tea-shop", "c-1")
+    assert carts.apply_activity(fold(None, later, "tea-shop", "c-1")) == ActivityWrite(False, unarmed)
+
+    assert carts.arm_if_idle("tea-shop", "c-1", timer(deployment), Decision(now, "armed", "cart_recovery", 1))
+    armed = carts.get("tea-shop", "c-1")
+    # Not newer than the stored snapshot by a whole second: the fold decides, with full precision.
+    assert carts.apply_activity(fold(None, same_second, "tea-shop", "c-1")) == ActivityWrite(False, armed)
+
+    assert armed is not None
+    carts.save_fold(dataclasses.replace(armed, status=CLEARED, closed_at=now), expected_version=armed.version)
+    cleared = carts.get("tea-shop", "c-1")
+    assert carts.apply_activity(fold(None, later, "tea-shop", "c-1")) == ActivityWrite(False, cleared)
+    assert carts.get("tea-shop", "c-1") == cleared  # nothing written by any refusal
+
+
+def _raw_item(svc: Services, cart_id: str) -> dict[str, Any]:
+    key = {"store_id": {"S": "tea-shop"}, "cart_id": {"S": cart_id}}
+    return dict(svc.dynamodb.get_item(TableName=svc.settings.carts_table, Key=key, ConsistentRead=True)["Item"])

@@ -251,9 +251,10 @@ def test_a_new_carts_first_event_writes_the_cart_once_with_its_timer(env: Stack)
     assert post_event(env, cart_event(env.clock.now())).status == 202
     assert post_event(env, cart_event(env.clock.now() + timedelta(minutes=5), quantity=3)).status == 202
 
-    # First event: the store, the event log, the (missing) cart, one write that creates and arms it.
-    # Second: the same, with the cart's update; the live timer is left for the step to re-arm when it fires.
-    assert calls == ["GetItem", "PutItem", "GetItem", "UpdateItem"] * 2
+    # First event: the store, the event log, a snapshot write that finds no cart, one write that creates
+    # and arms it. Second: the store, the event log, and the snapshot write, which now applies without
+    # reading the cart; the live timer is left for the step to re-arm when it fires.
+    assert calls == ["GetItem", "PutItem", "UpdateItem", "UpdateItem", "GetItem", "PutItem", "UpdateItem"]
     cart = env.svc.carts.get("tea-shop", "c-1")
     assert cart is not None and cart.timer is not None and [d.action for d in cart.decisions] == ["armed"]
     assert scheduler_input(env.svc, cart.timer.schedule_name, env.deployment.schedule_group)["step"] == 1

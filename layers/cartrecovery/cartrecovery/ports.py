@@ -22,6 +22,15 @@ class AlreadyExists(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class ActivityWrite:
+    """What ``CartRepository.apply_activity`` did: ``applied``, or not, and then the cart as it is stored
+    (None when there is none), read by the refused write itself so the caller folds without reading again."""
+
+    applied: bool
+    current: CartState | None = None
+
+
 class UnknownStore(LookupError):
     """No store has this id."""
 
@@ -199,6 +208,13 @@ class CartRepository(Protocol):
     ) -> None:
         """Write the event-derived fields if the stored version still equals ``expected_version``. ``arm``
         (only with a new cart) sets its first timer in the same write."""
+        ...
+
+    def apply_activity(self, snapshot: CartState) -> ActivityWrite:
+        """Write a cart-activity event's snapshot (``fold(None, event, ...)``) onto its stored cart in one
+        conditional write, as ``fold(stored, event, ...)`` would change it, only if the stored cart is open,
+        has an armed timer and holds an older snapshot: then nothing else of the event is left to do. In
+        every other case nothing is written, and the stored cart comes back for a read-fold-write."""
         ...
 
     def arm_if_idle(self, store_id: str, cart_id: str, timer: Timer, decision: Decision) -> bool:

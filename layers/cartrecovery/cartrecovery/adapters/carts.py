@@ -16,7 +16,7 @@ from typing import Any
 from cartrecovery.adapters.dynamo_codec import from_item, opt_str, opt_time, to_attr
 from cartrecovery.domain.cart import CLAIMED, OPEN, CartState, Decision, StepRecord, Timer
 from cartrecovery.domain.events import Consent, Customer, Item
-from cartrecovery.ports import ConcurrentUpdate
+from cartrecovery.ports import ActivityWrite, ConcurrentUpdate
 
 DEFAULT_RETENTION = timedelta(days=90)
 TIMERS_INDEX = "timers"
@@ -104,6 +104,64 @@ class DynamoCartRepository:
             )
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             raise ConcurrentUpdate(cart.cart_id) from exc
+
+    def apply_activity(self, snapshot: CartState) -> ActivityWrite:
+        """The common cart event, a newer snapshot of an open cart whose timer is armed, in one write and
+        no read: the stored cart is not needed to fold it. The snapshot replaces the cart's contents; of the
+        customer and the currency only what the event states replaces what is stored (``merge_customer``).
+        The condition (timestamps compare as text: UTC, whole seconds) leaves every other case, a new cart,
+        a closed one, an older or same-second event, a cart without a timer, to the caller's read-fold-write,
+        which gets the stored item from the refusal itself."""
+        fields = fold_fields(snapshot)
+        customer = fields["customer"]
+        assert snapshot.last_activity_at is not None
+        sets = [
+            "#version = #version + :one",
+            "#first_seen_at = if_not_exists(#first_seen_at, :last_activity_at)",
+            "#expires_at = :expires_at",
+        ]
+        removes = []
+        names = {f"#{k}": k for k in ("version", "first_seen_at", "expires_at", "status", "timer", "customer")}
+        values: dict[str, Any] = {
+            ":one": {"N": "1"},
+            ":open": {"S": OPEN},
+            ":expires_at": {"N": str(int((snapshot.last_activity_at + self.retention).timestamp()))},
+        }
+        for name in ("items", "total", "recovery_url", "last_activity_at"):  # the snapshot's, whole
+            names[f"#{name}"] = name
+            if fields[name] is None:
+                removes.append(f"#{name}")
+            else:
+                sets.append(f"#{name} = :{name}")
+                values[f":{name}"] = to_attr(fields[name])
+        if fields["currency"] is not None:
+            sets.append("#currency = :currency")
+            names["#currency"] = "currency"
+            values[":currency"] = to_attr(fields["currency"])
+        for key, value in customer.items():
+            if value is not None:
+                sets.append(f"#customer.#c_{key} = :c_{key}")
+                names[f"#c_{key}"] = key
+                values[f":c_{key}"] = to_attr(value)
+        condition = (
+            "#status = :open AND #last_activity_at < :last_activity_at"
+            " AND attribute_exists(#timer) AND attribute_exists(#customer)"
+        )
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._key(snapshot.store_id, snapshot.cart_id),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            item = exc.response.get("Item")
+            return ActivityWrite(False, decode_cart(from_item(item)) if item else None)
+        return ActivityWrite(True)
 
     def arm_if_idle(self, store_id: str, cart_id: str, timer: Timer, decision: Decision) -> bool:
         try:

@@ -20,6 +20,7 @@ from cartrecovery.domain.store import Store
 from cartrecovery.domain.timing import next_step, timer_for
 from cartrecovery.identity import customer_hash, email_hash
 from cartrecovery.ports import (
+    ActivityWrite,
     CartRepository,
     ConcurrentUpdate,
     ContactBook,
@@ -87,7 +88,14 @@ class IngestEvent:
         the first delivery died between arming the cart and creating its schedule. ``event_id`` (the
         webhook id) is kept with a consent statement as the event it came from."""
         cart_id = _cart_id(event)
-        cart, armed = self._fold(store, cart_id, event) if cart_id else (None, False)
+        known = None
+        if cart_id and event.type in CART_ACTIVITY and not repair:
+            # Most events are a newer snapshot of an open cart whose timer is armed: one write, no read,
+            # and nothing else to do. A repair reads, because it re-creates the cart's schedule.
+            known = self.carts.apply_activity(fold(None, event, store.store_id, cart_id))
+            if known.applied:
+                return
+        cart, armed = self._fold(store, cart_id, event, known) if cart_id else (None, False)
         if cart is not None and cart.is_open and event.type in CART_ACTIVITY:
             # A cart armed by its creating write still needs its schedule: the same path as a repair.
             self._ensure_armed(store, cart, repair or armed)
@@ -108,11 +116,14 @@ class IngestEvent:
                 consent = type(consent)(granted=consent.granted, at=event.occurred_at, source=consent.source)
             self.contacts.record_consent(store.store_id, contact_keys(store, email, None)[0], consent, event=event_id)
 
-    def _fold(self, store: Store, cart_id: str, event: Event) -> tuple[CartState, bool]:
+    def _fold(
+        self, store: Store, cart_id: str, event: Event, known: ActivityWrite | None = None
+    ) -> tuple[CartState, bool]:
         """The cart with the event folded in and saved, and whether that write armed it: a new open cart is
-        saved with its first timer (the caller then creates the schedule), one write instead of two."""
-        for _ in range(FOLD_ATTEMPTS):
-            current = self.carts.get(store.store_id, cart_id)
+        saved with its first timer (the caller then creates the schedule), one write instead of two.
+        ``known`` (a refused ``apply_activity``) holds the stored cart, so the first attempt need not read."""
+        for attempt in range(FOLD_ATTEMPTS):
+            current = known.current if known and not attempt else self.carts.get(store.store_id, cart_id)
             folded = fold(current, event, store.store_id, cart_id)
             if folded is current:
                 return folded, False
