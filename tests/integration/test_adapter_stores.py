@@ -95,6 +95,20 @@ def test_a_store_stored_with_its_settings_as_a_map_reads_the_same_and_a_save_rew
     assert repo.get("tea-shop") == store
 
 
+def test_a_store_is_read_strongly_consistent_so_a_revoked_secret_stops_at_once(
+    repo: DynamoStoreRepository, svc: Services
+) -> None:
+    # moto is always consistent, so the request itself is what can be checked: an eventually consistent
+    # read on DynamoDB may return the store as it was up to about a second before a revocation.
+    repo.create(full_store())
+    sent: list[dict[str, object]] = []
+    svc.dynamodb.meta.events.register("provide-client-params.dynamodb.GetItem", lambda params, **_: sent.append(params))
+
+    assert repo.get("tea-shop") is not None
+
+    assert [params.get("ConsistentRead") for params in sent] == [True]
+
+
 def test_a_store_id_is_created_once_and_saved_over(repo: DynamoStoreRepository) -> None:
     store = full_store()
     repo.create(store)

@@ -42,7 +42,9 @@ class DynamoStoreRepository:
     def get(self, store_id: str) -> Store | None:
         if "#" in store_id:  # ``<store>#templates`` and the like are not stores
             return None
-        item = self.client.get_item(TableName=self.table, Key={"store_id": {"S": store_id}})
+        # Strongly consistent: an eventually consistent read may return the store as it was up to about a
+        # second earlier, and a revoked secret must stop working on the next request.
+        item = self.client.get_item(TableName=self.table, Key={"store_id": {"S": store_id}}, ConsistentRead=True)
         return decode_store(from_item(item["Item"])) if "Item" in item else None
 
     def create(self, store: Store) -> None:
