@@ -92,16 +92,8 @@ class DynamoCartRepository:
         else:
             condition = "#version = :expected"
             values[":expected"] = {"N": str(expected_version)}
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=self._key(cart.store_id, cart.cart_id),
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
+            self._set_and_remove(cart, sets, removes, names, values, condition)
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             raise ConcurrentUpdate(cart.cart_id) from exc
 
@@ -120,7 +112,7 @@ class DynamoCartRepository:
             "#first_seen_at = if_not_exists(#first_seen_at, :last_activity_at)",
             "#expires_at = :expires_at",
         ]
-        removes = []
+        removes: list[str] = []
         names = {f"#{k}": k for k in ("version", "first_seen_at", "expires_at", "status", "timer", "customer")}
         values: dict[str, Any] = {
             ":one": {"N": "1"},
@@ -147,21 +139,36 @@ class DynamoCartRepository:
             "#status = :open AND #last_activity_at < :last_activity_at"
             " AND attribute_exists(#timer) AND attribute_exists(#customer)"
         )
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=self._key(snapshot.store_id, snapshot.cart_id),
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            self._set_and_remove(
+                snapshot, sets, removes, names, values, condition, ReturnValuesOnConditionCheckFailure="ALL_OLD"
             )
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             item = exc.response.get("Item")
             return ActivityWrite(False, decode_cart(from_item(item)) if item else None)
         return ActivityWrite(True)
+
+    def _set_and_remove(
+        self,
+        cart: CartState,
+        sets: list[str],
+        removes: list[str],
+        names: dict[str, str],
+        values: dict[str, Any],
+        condition: str,
+        **extra: Any,
+    ) -> None:
+        """One conditional UpdateItem of the cart's fold fields; a failed condition raises the client's
+        ``ConditionalCheckFailedException``."""
+        self.client.update_item(
+            TableName=self.table,
+            Key=self._key(cart.store_id, cart.cart_id),
+            UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            **extra,
+        )
 
     def arm_if_idle(self, store_id: str, cart_id: str, timer: Timer, decision: Decision) -> bool:
         try:
