@@ -260,6 +260,33 @@ def test_a_new_carts_first_event_writes_the_cart_once_with_its_timer(env: Stack)
     assert scheduler_input(env.svc, cart.timer.schedule_name, env.deployment.schedule_group)["step"] == 1
 
 
+def test_events_out_of_order_leave_the_cart_as_their_history_says_with_no_cart_read(env: Stack) -> None:
+    start = env.clock.now()
+    reads: list[str] = []
+    env.svc.dynamodb.meta.events.register(
+        "provide-client-params.dynamodb.GetItem", lambda params, **_: reads.append(params["TableName"])
+    )
+
+    def post(at: timedelta, quantity: int) -> None:
+        body = cart_event(start, quantity=quantity)
+        body["occurred_at"] = (start + at).isoformat()  # with its fraction of a second, if any
+        assert post_event(env, body).status == 202
+
+    post(timedelta(0), 1)  # creates the cart and arms step 1
+    post(timedelta(minutes=20), 3)  # newer: written without reading the cart
+    post(timedelta(minutes=10), 2)  # late: refused, and the fold of the cart the refusal returned keeps minute 20
+    post(timedelta(minutes=20, seconds=0.5), 4)  # newer, but in the stored second: the fold compares exactly
+    post(timedelta(minutes=5), 9)  # late again
+
+    assert reads == [env.svc.settings.stores_table] * 5  # the store, once per event; never the cart
+    cart = env.svc.carts.get("tea-shop", "c-1")
+    assert cart is not None
+    assert [item.quantity for item in cart.items] == [4]
+    assert cart.last_activity_at == start + timedelta(minutes=20)  # stored in whole seconds
+    assert cart.version == 3  # created, minute 20, minute 20 and a half: the late events wrote nothing
+    assert cart.timer is not None and [d.action for d in cart.decisions] == ["armed"]
+
+
 def test_a_redelivered_event_is_a_duplicate_with_no_second_effect(env: Stack) -> None:
     body = cart_event(env.clock.now())
     assert post_event(env, body, event_id="evt_1").status == 202
