@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from cartrecovery.clock import ManualClock, isoformat
-from cartrecovery.domain.cart import CLAIMED, CartState, Decision, StepRecord, Timer, merge_customer
+from cartrecovery.domain.cart import CLAIMED, CartState, Decision, StepRecord, Timer, with_newer_activity
 from cartrecovery.domain.events import Consent, Event, decode_json, parse_event
 from cartrecovery.domain.store import Legal, Store, StoreSettings
 from cartrecovery.email.render import EmailRenderer
@@ -127,18 +127,7 @@ class FakeCarts:
         )
         if stored is None or not stored.is_open or stored.timer is None or not newer:
             return ActivityWrite(False, self.get(snapshot.store_id, snapshot.cart_id))
-        applied = dataclasses.replace(
-            stored,
-            currency=snapshot.currency or stored.currency,
-            items=snapshot.items,
-            total=snapshot.total,
-            recovery_url=snapshot.recovery_url,
-            customer=merge_customer(stored.customer, snapshot.customer),
-            first_seen_at=stored.first_seen_at or snapshot.first_seen_at,
-            last_activity_at=snapshot.last_activity_at,
-            version=stored.version + 1,
-        )
-        self._put(applied)
+        self._put(dataclasses.replace(with_newer_activity(stored, snapshot), version=stored.version + 1))
         return ActivityWrite(True)
 
     def arm_if_idle(self, store_id: str, cart_id: str, timer: Timer, decision: Decision) -> bool:

@@ -14,7 +14,17 @@ from botocore.exceptions import ClientError
 from cartrecovery import wiring
 from cartrecovery.adapters.carts import DynamoCartRepository
 from cartrecovery.clock import isoformat
-from cartrecovery.domain.cart import CLAIMED, CLEARED, SENT, CartState, Decision, StepRecord, Timer, fold
+from cartrecovery.domain.cart import (
+    CLAIMED,
+    CLEARED,
+    SENT,
+    CartState,
+    Decision,
+    StepRecord,
+    Timer,
+    activity_snapshot,
+    fold,
+)
 from cartrecovery.domain.events import Consent, Customer, Event, Item, parse_event
 from cartrecovery.ports import ActivityWrite, ConcurrentUpdate
 from cartrecovery.settings import ConfigError, Settings
@@ -307,7 +317,7 @@ def test_a_newer_snapshot_of_an_armed_cart_is_written_as_its_fold_without_a_read
     customer, fields = SNAPSHOTS[case]
     event = _activity(deployment.start + timedelta(minutes=5), customer, **fields)
 
-    written = carts.apply_activity(fold(None, event, "tea-shop", "c-1"))
+    written = carts.apply_activity(activity_snapshot(event, "tea-shop", "c-1"))
     stored = carts.get("tea-shop", "c-2")
     assert stored is not None
     carts.save_fold(fold(stored, event, "tea-shop", "c-2"), expected_version=stored.version)
@@ -329,21 +339,21 @@ def test_a_snapshot_that_needs_the_stored_cart_is_refused_and_hands_it_back(
     same_second = _activity(now + timedelta(microseconds=900_000), {"email": "taro@example.jp"})
 
     # No cart yet: the caller creates it (and arms it) itself.
-    assert carts.apply_activity(fold(None, later, "tea-shop", "c-1")) == ActivityWrite(False, None)
+    assert carts.apply_activity(activity_snapshot(later, "tea-shop", "c-1")) == ActivityWrite(False, None)
 
     carts.save_fold(cart, expected_version=None)  # open, but no timer: the caller arms it
     unarmed = carts.get("tea-shop", "c-1")
-    assert carts.apply_activity(fold(None, later, "tea-shop", "c-1")) == ActivityWrite(False, unarmed)
+    assert carts.apply_activity(activity_snapshot(later, "tea-shop", "c-1")) == ActivityWrite(False, unarmed)
 
     assert carts.arm_if_idle("tea-shop", "c-1", timer(deployment), Decision(now, "armed", "cart_recovery", 1))
     armed = carts.get("tea-shop", "c-1")
     # Not newer than the stored snapshot by a whole second: the fold decides, with full precision.
-    assert carts.apply_activity(fold(None, same_second, "tea-shop", "c-1")) == ActivityWrite(False, armed)
+    assert carts.apply_activity(activity_snapshot(same_second, "tea-shop", "c-1")) == ActivityWrite(False, armed)
 
     assert armed is not None
     carts.save_fold(dataclasses.replace(armed, status=CLEARED, closed_at=now), expected_version=armed.version)
     cleared = carts.get("tea-shop", "c-1")
-    assert carts.apply_activity(fold(None, later, "tea-shop", "c-1")) == ActivityWrite(False, cleared)
+    assert carts.apply_activity(activity_snapshot(later, "tea-shop", "c-1")) == ActivityWrite(False, cleared)
     assert carts.get("tea-shop", "c-1") == cleared  # nothing written by any refusal
 
 

@@ -211,10 +211,10 @@ class CartRepository(Protocol):
         ...
 
     def apply_activity(self, snapshot: CartState) -> ActivityWrite:
-        """Write a cart-activity event's snapshot (``fold(None, event, ...)``) onto its stored cart in one
-        conditional write, as ``fold(stored, event, ...)`` would change it, only if the stored cart is open,
-        has an armed timer and holds an older snapshot: then nothing else of the event is left to do. In
-        every other case nothing is written, and the stored cart comes back for a read-fold-write."""
+        """Write ``with_newer_activity(stored, snapshot)`` (an ``activity_snapshot``) in one conditional
+        write, only if the stored cart is open, has an armed timer and holds an older snapshot: the fold
+        would do the same, and nothing else of the event is left to do. In every other case nothing is
+        written, and the stored cart comes back for a read-fold-write."""
         ...
 
     def arm_if_idle(self, store_id: str, cart_id: str, timer: Timer, decision: Decision) -> bool:

@@ -84,7 +84,7 @@ class DynamoCartRepository:
                 ":new_version": {"N": str(cart.version + 1)},
                 ":no_steps": {"M": {}},
                 ":no_decisions": to_attr([encode_decision(arm[1])] if arm else []),
-                ":expires_at": {"N": str(int((anchor + self.retention).timestamp()))},
+                ":expires_at": self._expires_at(anchor),
             }
         )
         if expected_version is None:
@@ -99,8 +99,8 @@ class DynamoCartRepository:
 
     def apply_activity(self, snapshot: CartState) -> ActivityWrite:
         """The common cart event, a newer snapshot of an open cart whose timer is armed, in one write and
-        no read: the stored cart is not needed to fold it. The snapshot replaces the cart's contents; of the
-        customer and the currency only what the event states replaces what is stored (``merge_customer``).
+        no read: ``with_newer_activity`` needs nothing from the stored cart, so its update expression can
+        say it (the snapshot's contents whole; of the customer and currency, only what the event states).
         The condition (timestamps compare as text: UTC, whole seconds) leaves every other case, a new cart,
         a closed one, an older or same-second event, a cart without a timer, to the caller's read-fold-write,
         which gets the stored item from the refusal itself."""
@@ -117,7 +117,7 @@ class DynamoCartRepository:
         values: dict[str, Any] = {
             ":one": {"N": "1"},
             ":open": {"S": OPEN},
-            ":expires_at": {"N": str(int((snapshot.last_activity_at + self.retention).timestamp()))},
+            ":expires_at": self._expires_at(snapshot.last_activity_at),
         }
         for name in ("items", "total", "recovery_url", "last_activity_at"):  # the snapshot's, whole
             names[f"#{name}"] = name
@@ -147,6 +147,10 @@ class DynamoCartRepository:
             item = exc.response.get("Item")
             return ActivityWrite(False, decode_cart(from_item(item)) if item else None)
         return ActivityWrite(True)
+
+    def _expires_at(self, anchor: datetime) -> dict[str, Any]:
+        """The TTL attribute's value: the retention after the cart's last activity (or its close)."""
+        return {"N": str(int((anchor + self.retention).timestamp()))}
 
     def _set_and_remove(
         self,

@@ -114,21 +114,42 @@ def fold(cart: CartState | None, event: Event, store_id: str, cart_id: str) -> C
     if event.type in CART_ACTIVITY:
         if current.last_activity_at is not None and event.occurred_at <= current.last_activity_at:
             return current  # stale: a newer snapshot already holds
-        snapshot = event.cart
-        assert snapshot is not None
-        return dataclasses.replace(
-            current,
-            currency=snapshot.currency or current.currency,
-            items=snapshot.items,
-            total=snapshot.total,
-            recovery_url=snapshot.recovery_url,
-            customer=merge_customer(current.customer, _with_consent_time(event)),
-            first_seen_at=current.first_seen_at or event.occurred_at,
-            last_activity_at=event.occurred_at,
-        )
+        return with_newer_activity(current, activity_snapshot(event, store_id, cart_id))
     if event.type in ("order.placed", "cart.cleared"):
         return _close(current, event)
     return current
+
+
+def activity_snapshot(event: Event, store_id: str, cart_id: str) -> CartState:
+    """A cart-activity event on its own, as the open cart it describes."""
+    snapshot = event.cart
+    assert event.type in CART_ACTIVITY and snapshot is not None
+    return CartState(
+        store_id=store_id,
+        cart_id=cart_id,
+        currency=snapshot.currency,
+        items=snapshot.items,
+        total=snapshot.total,
+        recovery_url=snapshot.recovery_url,
+        customer=merge_customer(Customer(), _with_consent_time(event)),
+        first_seen_at=event.occurred_at,
+        last_activity_at=event.occurred_at,
+    )
+
+
+def with_newer_activity(current: CartState, snapshot: CartState) -> CartState:
+    """An open cart after a newer ``activity_snapshot``: the snapshot's contents replace the cart's; of the
+    customer and the currency, only what the event states replaces what the cart holds."""
+    return dataclasses.replace(
+        current,
+        currency=snapshot.currency or current.currency,
+        items=snapshot.items,
+        total=snapshot.total,
+        recovery_url=snapshot.recovery_url,
+        customer=merge_customer(current.customer, snapshot.customer),
+        first_seen_at=current.first_seen_at or snapshot.first_seen_at,
+        last_activity_at=snapshot.last_activity_at,
+    )
 
 
 def _earlier_close(closed: CartState, event: Event) -> CartState:

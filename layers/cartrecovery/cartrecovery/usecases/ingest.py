@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cartrecovery.clock import Clock, isoformat
-from cartrecovery.domain.cart import SENT, CartState, Decision, Timer, fold
+from cartrecovery.domain.cart import SENT, CartState, Decision, Timer, activity_snapshot, fold
 from cartrecovery.domain.events import CART_ACTIVITY, Event
 from cartrecovery.domain.store import Store
 from cartrecovery.domain.timing import next_step, timer_for
@@ -92,7 +92,7 @@ class IngestEvent:
         if cart_id and event.type in CART_ACTIVITY and not repair:
             # Most events are a newer snapshot of an open cart whose timer is armed: one write, no read,
             # and nothing else to do. A repair reads, because it re-creates the cart's schedule.
-            known = self.carts.apply_activity(fold(None, event, store.store_id, cart_id))
+            known = self.carts.apply_activity(activity_snapshot(event, store.store_id, cart_id))
             if known.applied:
                 return
         cart, armed = self._fold(store, cart_id, event, known) if cart_id else (None, False)
