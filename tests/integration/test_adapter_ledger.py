@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from cartrecovery.adapters.ledger import DynamoMessageLedger
+from cartrecovery.adapters.ledger import WRITE_ATTEMPTS, DynamoMessageLedger
 from cartrecovery.ports import MessageRecord
 from cartrecovery.wiring import Services
 
@@ -135,3 +135,118 @@ def test_an_erased_message_is_gone_but_its_counts_stay(ledger: DynamoMessageLedg
 
     assert ledger.get("m-1") is None
     assert rows(ledger)[0]["sent"] == 1
+
+
+class Contended:
+    """The moto client, except that the first ``refusals`` writes of ``operation`` are refused as DynamoDB
+    refuses a write that meets another writer on the same item (moto runs one request at a time, so it
+    never does): a transaction is cancelled with a ``TransactionConflict`` reason on its counter row (the
+    last item), a single-item write fails with ``TransactionConflictException``. Nothing is written then."""
+
+    def __init__(self, client: Any, operation: str, refusals: int, condition_too: bool = False) -> None:
+        self._client = client
+        self.exceptions = client.exceptions
+        self.operation = operation
+        self.refusals = refusals
+        self.condition_too = condition_too  # the message's condition fails in the same cancellation
+        self.attempts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        return self._maybe_refuse("transact_write_items", kwargs)
+
+    def update_item(self, **kwargs: Any) -> Any:
+        return self._maybe_refuse("update_item", kwargs)
+
+    def _maybe_refuse(self, operation: str, kwargs: dict[str, Any]) -> Any:
+        if operation == self.operation:
+            self.attempts += 1
+            if self.attempts <= self.refusals:
+                raise self._refusal(kwargs)
+        return getattr(self._client, operation)(**kwargs)
+
+    def _refusal(self, kwargs: dict[str, Any]) -> Exception:
+        if self.operation == "update_item":
+            error = {"Code": "TransactionConflictException", "Message": "Transaction is ongoing for the item"}
+            return self.exceptions.TransactionConflictException({"Error": error}, "UpdateItem")
+        items = kwargs["TransactItems"]
+        first = {"Code": "ConditionalCheckFailed"} if self.condition_too else {"Code": "None"}
+        reasons = [first] + [{"Code": "None"}] * (len(items) - 2) + [{"Code": "TransactionConflict"}]
+        error = {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"}
+        return self.exceptions.TransactionCanceledException(
+            {"Error": error, "CancellationReasons": reasons}, "TransactWriteItems"
+        )
+
+
+def contended_ledger(
+    svc: Services, operation: str, refusals: int, **kw: Any
+) -> tuple[DynamoMessageLedger, list[float]]:
+    waits: list[float] = []
+    client = Contended(svc.dynamodb, operation, refusals, **kw)
+    settings = svc.settings
+    return DynamoMessageLedger(client, settings.messages_table, settings.counters_table, sleep=waits.append), waits
+
+
+def test_a_send_recorded_while_others_write_its_counter_row_is_recorded_and_counted_once(
+    svc: Services, deployment: Deployment
+) -> None:
+    ledger, waits = contended_ledger(svc, "transact_write_items", refusals=3)
+
+    ledger.record_sent(message(deployment))
+
+    assert ledger.get("m-1") == message(deployment)
+    assert rows(ledger)[0]["sent"] == 1
+    assert len(waits) == 3 and all(0 <= wait <= 0.4 for wait in waits)
+
+
+def test_an_outcome_marked_while_others_write_its_counter_row_is_marked_and_counted_once(
+    ledger: DynamoMessageLedger, svc: Services, deployment: Deployment
+) -> None:
+    ledger.record_sent(message(deployment))
+    contended, waits = contended_ledger(svc, "transact_write_items", refusals=2)
+
+    assert contended.mark("m-1", "opened", deployment.start) == "new"
+    assert contended.mark("m-1", "opened", deployment.start) == "again"
+
+    assert (rows(ledger)[0]["sent"], rows(ledger)[0]["opened"]) == (1, 1)
+    assert len(waits) == 2
+
+
+def test_a_repeat_cancelled_together_with_a_conflict_is_still_a_repeat(
+    ledger: DynamoMessageLedger, svc: Services, deployment: Deployment
+) -> None:
+    ledger.record_sent(message(deployment))
+    assert ledger.mark("m-1", "opened", deployment.start) == "new"
+    contended, _ = contended_ledger(svc, "transact_write_items", refusals=1, condition_too=True)
+
+    assert contended.mark("m-1", "opened", deployment.start) == "again"
+    contended.record_sent(message(deployment))
+
+    assert (rows(ledger)[0]["sent"], rows(ledger)[0]["opened"]) == (1, 1)
+
+
+def test_an_unsubscribe_counted_while_a_transaction_holds_the_row_is_counted_once(
+    ledger: DynamoMessageLedger, svc: Services, deployment: Deployment
+) -> None:
+    ledger.record_sent(message(deployment))
+    contended, waits = contended_ledger(svc, "update_item", refusals=1)
+
+    row = {"day": "2026-12-01", "flow": "cart_recovery", "step": 1, "variant": "a"}
+    contended.count("tea-shop", row, "unsubscribed")
+
+    assert rows(ledger)[0]["unsubscribed"] == 1
+    assert len(waits) == 1
+
+
+def test_a_write_contended_for_on_every_try_fails_and_writes_nothing(svc: Services, deployment: Deployment) -> None:
+    ledger, waits = contended_ledger(svc, "transact_write_items", refusals=100)
+
+    with pytest.raises(ledger.client.exceptions.TransactionCanceledException):
+        ledger.record_sent(message(deployment))
+
+    assert ledger.client.attempts == WRITE_ATTEMPTS
+    assert len(waits) == WRITE_ATTEMPTS - 1
+    assert ledger.get("m-1") is None
+    assert rows(ledger) == []

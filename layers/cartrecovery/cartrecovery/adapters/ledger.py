@@ -5,10 +5,18 @@ outcome and counting it happen in one transaction conditioned on that attribute 
 counter moves exactly once per message and kind however often SES repeats itself. Counters are kept per
 (store, send day, flow, step, variant): the report reads a few rows, never the messages. A batch of
 outcomes can share one transaction, where each counter row moves once by the batch's total.
+
+A counter row is shared by every message of its day, step and variant, so at volume many writers touch it
+at once, and DynamoDB cancels a transaction that meets another on the same item (``TransactionConflict``).
+A cancelled transaction wrote nothing, so such a write is tried again after a short random wait; its
+conditions still make a repeat a no-op.
 """
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,6 +28,14 @@ from cartrecovery.ports import Mark, MessageRecord
 
 MESSAGE_RETENTION = timedelta(days=400)
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit for one TransactWriteItems
+# A write contended for is tried this many times in all, waiting a random time up to base * 2**attempt
+# (capped) between tries: 1.15 s of waiting at most, well inside the send function's 30 s.
+WRITE_ATTEMPTS = 6
+BACKOFF_BASE_SECONDS = 0.025
+BACKOFF_CAP_SECONDS = 0.4
+# Cancellation reasons that say "another writer or the table's throughput was in the way", not "your
+# condition failed": the transaction wrote nothing and may simply be tried again.
+CONTENTION_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 MARK_KINDS = (
     "delivered",
     "opened",
@@ -38,10 +54,29 @@ def counter_key(row: dict[str, Any]) -> str:
 
 
 class DynamoMessageLedger:
-    def __init__(self, client: Any, messages_table: str, counters_table: str) -> None:
+    def __init__(
+        self, client: Any, messages_table: str, counters_table: str, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.client = client
         self.messages = messages_table
         self.counters = counters_table
+        self._sleep = sleep
+
+    def _write(self, call: Callable[[], Any]) -> None:
+        """Make a write, again after a short random wait (full jitter) while it is refused only because
+        another writer held the same item or throughput ran short; any other failure is the caller's."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                call()
+                return
+            except Exception as exc:
+                if attempt == WRITE_ATTEMPTS or not _contended(exc):
+                    raise
+            # Jitter spreads writers that collided apart; it needs no unpredictability, so `random` serves.
+            self._sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))  # noqa: S311
+
+    def _transact(self, items: list[dict[str, Any]]) -> None:
+        self._write(lambda: self.client.transact_write_items(TransactItems=items))
 
     def _counter_update(self, store_id: str, row: dict[str, Any], amounts: dict[str, int | Decimal]) -> dict[str, Any]:
         """Add each amount (counts by kind, ``revenue``) to a counter row, creating it if need be."""
@@ -105,8 +140,8 @@ class DynamoMessageLedger:
             "expires_at": int((message.sent_at + MESSAGE_RETENTION).timestamp()),
         }
         try:
-            self.client.transact_write_items(
-                TransactItems=[
+            self._transact(
+                [
                     {
                         "Put": {
                             "TableName": self.messages,
@@ -158,8 +193,8 @@ class DynamoMessageLedger:
             store_id = str(row["store_id"])
         mark = Mark(message_id, kind, at, detail or {}, revenue=revenue)
         try:
-            self.client.transact_write_items(
-                TransactItems=[
+            self._transact(
+                [
                     {"Update": self._message_update(message_id, [mark])},
                     {"Update": self._counter_update(store_id, row, _amounts(mark))},
                 ]
@@ -213,7 +248,7 @@ class DynamoMessageLedger:
             return None
         if items:
             try:
-                self.client.transact_write_items(TransactItems=items)
+                self._transact(items)
             except self.client.exceptions.TransactionCanceledException:
                 return None
         return results
@@ -223,7 +258,8 @@ class DynamoMessageLedger:
         self.client.delete_item(TableName=self.messages, Key={"message_id": {"S": message_id}})
 
     def count(self, store_id: str, row: dict[str, Any], kind: str, amount: int = 1) -> None:
-        self.client.update_item(**self._counter_update(store_id, row, {kind: amount}))
+        update = self._counter_update(store_id, row, {kind: amount})
+        self._write(lambda: self.client.update_item(**update))
 
     def report_rows(self, store_id: str, day_from: str, day_to: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -266,6 +302,19 @@ def _record(item: dict[str, Any]) -> MessageRecord:
         sent_at=parse_rfc3339(data["sent_at"]),
         marks={k: str(data[f"{k}_at"]) for k in MARK_KINDS if f"{k}_at" in data},
     )
+
+
+def _contended(exc: Exception) -> bool:
+    """Refused because of another writer or throughput (nothing written), not because of a condition alone.
+    A transaction cancelled for a conflict on one item and a failed condition on another is tried again
+    too: the condition still holds on the next try, and then the cancellation is the condition's alone."""
+    code = error_code(exc)
+    if code == "TransactionConflictException":  # a single-item write that met an ongoing transaction
+        return True
+    if code != "TransactionCanceledException":
+        return False
+    reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
+    return any(reason.get("Code") in CONTENTION_REASONS for reason in reasons)
 
 
 def _cancelled_by_condition(exc: Exception) -> bool:
