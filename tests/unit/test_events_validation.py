@@ -105,6 +105,17 @@ def test_a_body_with_many_bad_fields_names_every_one_of_them() -> None:
     assert all(message for message in errors.values())
 
 
+@pytest.mark.parametrize("space", [" ", "\t", "\n", "\r", "\x0b", "\x1c", "\u00a0", "\u2003", "\u3000"])
+def test_a_url_with_any_whitespace_in_it_is_refused(space: str) -> None:
+    # Links go into emails as they are: a space (ASCII, no-break or ideographic) would break them there.
+    body = cart_updated("2026-12-01T10:15:00+09:00")
+    body["cart"]["recovery_url"] = f"https://shop.example.jp/cart{space}restore"
+    body["cart"]["items"][0]["url"] = f"https://shop.example.jp/{space}tea"
+
+    assert set(errors_of(body)) == {"cart.recovery_url", "cart.items[0].url"}
+    assert parse_event(cart_updated("2026-12-01T10:15:00+09:00")).cart is not None  # no space, no error
+
+
 def test_the_api_answers_400_listing_every_bad_field_with_its_path() -> None:
     world = World.create(datetime(2026, 12, 1, 1, 0, tzinfo=UTC))
     body = cart_updated("2026-12-01T10:15:00+09:00")

@@ -34,6 +34,7 @@ _EMAIL = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+_WHITESPACE = re.compile(r"\s")  # the characters str.isspace() accepts, found in one C-level scan
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -223,7 +224,7 @@ class _Validator:
         if text is None:
             return None
         parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in text):
+        if parts.scheme not in ("http", "https") or not parts.netloc or _WHITESPACE.search(text):
             self.fail(path, "must be an absolute http(s) URL")
             return None
         return text
