@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from cartrecovery.adapters.ledger import WRITE_ATTEMPTS, DynamoMessageLedger
-from cartrecovery.ports import MessageRecord
+from cartrecovery.ports import Mark, MessageRecord
 from cartrecovery.wiring import Services
 
 if TYPE_CHECKING:
@@ -218,13 +218,30 @@ def test_a_repeat_cancelled_together_with_a_conflict_is_still_a_repeat(
     ledger: DynamoMessageLedger, svc: Services, deployment: Deployment
 ) -> None:
     ledger.record_sent(message(deployment))
-    assert ledger.mark("m-1", "opened", deployment.start) == "new"
-    contended, _ = contended_ledger(svc, "transact_write_items", refusals=1, condition_too=True)
+    assert ledger.mark("m-1", "delivered", deployment.start) == "new"
+    contended, waits = contended_ledger(svc, "transact_write_items", refusals=2, condition_too=True)
+    row = {"store_id": "tea-shop", "day": "2026-12-01", "flow": "cart_recovery", "step": 1, "variant": "a"}
 
-    assert contended.mark("m-1", "opened", deployment.start) == "again"
+    # With the row from the SES tags there is no read first: each write is refused, then tried again.
+    assert contended.mark("m-1", "delivered", deployment.start, row=row) == "again"
     contended.record_sent(message(deployment))
 
-    assert (rows(ledger)[0]["sent"], rows(ledger)[0]["opened"]) == (1, 1)
+    assert contended.client.attempts == 4 and len(waits) == 2
+    assert (rows(ledger)[0]["sent"], rows(ledger)[0]["delivered"]) == (1, 1)
+
+
+def test_a_batch_counted_while_others_write_its_counter_row_is_counted_together_once(
+    ledger: DynamoMessageLedger, svc: Services, deployment: Deployment
+) -> None:
+    ledger.record_sent(message(deployment, "m-1"))
+    ledger.record_sent(message(deployment, "m-2"))
+    contended, waits = contended_ledger(svc, "transact_write_items", refusals=1)
+    marks = [Mark("m-1", "opened", deployment.start), Mark("m-2", "opened", deployment.start)]
+
+    assert contended.mark_batch(marks) == ["new", "new"]
+
+    assert contended.client.attempts == 2 and len(waits) == 1  # the batch's one write, tried again whole
+    assert (rows(ledger)[0]["sent"], rows(ledger)[0]["opened"]) == (2, 2)
 
 
 def test_an_unsubscribe_counted_while_a_transaction_holds_the_row_is_counted_once(
