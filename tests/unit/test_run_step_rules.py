@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from cartrecovery.domain.cart import SENT, SKIPPED, StepRecord
+from cartrecovery.ports import MessageRecord
 from cartrecovery.usecases.run_step import StepOutcome
 from cartrecovery.usecases.unsubscribe import Unsubscribe
 from tests.fakes import (
     PUBLIC_BASE_URL,
     FakeCarts,
+    FakeLedger,
     World,
     cart_cleared,
     cart_updated,
@@ -246,6 +248,37 @@ def test_two_deliveries_racing_for_the_same_step_send_one_email() -> None:
     assert first.action == "already_claimed"
     assert len(world.mailer.sent) == 1
     assert [t.step for t in world.schedules.created] == [1, 2]  # step 2 armed once
+
+
+class LedgerDownOnce(FakeLedger):
+    """A ledger whose first record fails after SES took the email (DynamoDB unavailable, or a counter row
+    contended for past every retry)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def record_sent(self, message: MessageRecord) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("messages table unavailable")
+        super().record_sent(message)
+
+
+def test_an_email_whose_record_failed_after_sending_still_holds_the_frequency_cap() -> None:
+    world = World.create(START, ledger=LedgerDownOnce())
+    world.send(cart_updated(ABANDONED, "c-1"))
+    world.send(cart_updated(LATER, "c-2"))  # the same address, another cart, an hour later
+    world.advance_to(STEP1_DUE)
+    with pytest.raises(RuntimeError, match="messages table"):
+        world.fire_due()
+    assert len(world.mailer.sent) == 1  # SES took it; the invocation failed after
+
+    world.advance_to(STEP1_DUE + timedelta(hours=1))
+    (second,) = world.fire_due()
+
+    assert (second.action, second.reason) == ("deferred", "frequency_cap")
+    assert len(world.mailer.sent) == 1
 
 
 def test_a_timer_that_fires_before_newer_activity_plus_delay_waits_instead_of_sending() -> None:

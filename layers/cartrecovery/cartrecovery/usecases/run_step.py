@@ -304,19 +304,8 @@ class RunDueStep:
             )
             return StepOutcome("unknown", "send_outcome_unknown", flow.name, step.step)
 
-        self.ledger.record_sent(
-            MessageRecord(
-                message_id=message_id,
-                store_id=store.store_id,
-                cart_id=cart.cart_id,
-                flow=flow.name,
-                step=step.step,
-                variant=variant,
-                day=day,
-                email_hash=hashed,
-                sent_at=now,
-            )
-        )
+        # The address first: its last email is what the frequency cap reads, so it must hold even if the
+        # message's record (a transaction on a shared counter row) fails after SES has taken the email.
         self.contacts.note_sent(
             store.store_id,
             "e#" + hashed,
@@ -330,6 +319,19 @@ class RunDueStep:
             },
             consent=_cart_statement(cart),
             seen=seen,
+        )
+        self.ledger.record_sent(
+            MessageRecord(
+                message_id=message_id,
+                store_id=store.store_id,
+                cart_id=cart.cart_id,
+                flow=flow.name,
+                step=step.step,
+                variant=variant,
+                day=day,
+                email_hash=hashed,
+                sent_at=now,
+            )
         )
         record = StepRecord(SENT, now, variant, message_id=message_id, day=day)
         pool_empty = bool(coupon and coupon.pool_empty)
