@@ -311,15 +311,17 @@ def _contended(exc: Exception) -> bool:
     code = error_code(exc)
     if code == "TransactionConflictException":  # a single-item write that met an ongoing transaction
         return True
-    if code != "TransactionCanceledException":
-        return False
-    reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
-    return any(reason.get("Code") in CONTENTION_REASONS for reason in reasons)
+    return code == "TransactionCanceledException" and bool(_cancellation_codes(exc) & CONTENTION_REASONS)
 
 
 def _cancelled_by_condition(exc: Exception) -> bool:
-    reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
-    codes = {r.get("Code") for r in reasons}
+    codes = _cancellation_codes(exc)
     return ("ConditionalCheckFailed" in codes and codes <= {"ConditionalCheckFailed", "None", None}) or (
-        not reasons and error_code(exc) == "TransactionCanceledException" and "ConditionalCheckFailed" in str(exc)
+        not codes and error_code(exc) == "TransactionCanceledException" and "ConditionalCheckFailed" in str(exc)
     )
+
+
+def _cancellation_codes(exc: Exception) -> set[str | None]:
+    """The reason codes of a cancelled transaction, one per item ("None" for an item that was fine)."""
+    reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
+    return {reason.get("Code") for reason in reasons}
