@@ -16,12 +16,11 @@ from cartrecovery.clock import SystemClock
 from cartrecovery.local.resources import function_environment
 from cartrecovery.settings import ConfigError, Settings
 
-REGION = "ap-northeast-1"  # the fixtures' region
 
-
-def _services(settings: Settings) -> tuple[wiring.Services, list[Any]]:
-    """Services on a session of their own whose requests are recorded as they are sent (moto answers them)."""
-    session = boto3.session.Session(region_name=REGION)
+def _services(settings: Settings, region: str) -> tuple[wiring.Services, list[Any]]:
+    """Services on a session of their own (in the fixtures' region) whose requests are recorded as they are
+    sent (moto answers them)."""
+    session = boto3.session.Session(region_name=region)
     sent: list[Any] = []
     session.events.register("before-send", lambda request, **_: sent.append(request))
     return wiring.Services(settings, clock=SystemClock(), session=session), sent
@@ -37,11 +36,15 @@ def _template_environment(template: dict[str, Any], tables: dict[str, str], func
     "function", ["IngestFunction", "SendFunction", "SweepFunction", "TrackingFunction", "UnsubscribeFunction"]
 )
 def test_deployed_functions_send_without_the_client_side_checks(
-    template: dict[str, Any], tables: dict[str, str], settings: Settings, function: str
+    template: dict[str, Any],
+    tables: dict[str, str],
+    settings: Settings,
+    boto_session: boto3.session.Session,
+    function: str,
 ) -> None:
     deployed = Settings.from_env(_template_environment(template, tables, function))
     assert deployed.check_aws_requests is False
-    services, sent = _services(deployed)
+    services, sent = _services(deployed, boto_session.region_name)
     key = {"store_id": {"S": "tea-shop"}, "cart_id": {"S": "c-1"}}
     services.dynamodb.put_item(TableName=settings.carts_table, Item={**key, "status": {"S": "open"}})
     item = services.dynamodb.get_item(TableName=settings.carts_table, Key=key, ConsistentRead=True)["Item"]
@@ -54,8 +57,8 @@ def test_deployed_functions_send_without_the_client_side_checks(
     assert len(sent) == 3
 
 
-def test_with_checks_a_malformed_request_never_leaves(settings: Settings) -> None:
-    services, sent = _services(dataclasses.replace(settings, check_aws_requests=True))
+def test_with_checks_a_malformed_request_never_leaves(settings: Settings, boto_session: boto3.session.Session) -> None:
+    services, sent = _services(dataclasses.replace(settings, check_aws_requests=True), boto_session.region_name)
     with pytest.raises(ParamValidationError, match="Key"):
         services.dynamodb.get_item(TableName=settings.carts_table, Key={"store_id": {"N": 5}})
     assert sent == []
