@@ -63,6 +63,7 @@ class StubAws:
         self.carts_table = json.dumps(settings.carts_table).encode()
         self.cart_exists = False  # set before each event: the cart is already stored
         self.requests = 0
+        self.refusals = 0
 
     def install(self, session: Any) -> None:
         session.events.register("before-send", self.respond)
@@ -74,6 +75,7 @@ class StubAws:
         body = request.body or b""
         body = body.encode() if isinstance(body, str) else body
         if self._refused(target, body):
+            self.refusals += 1
             headers = {"content-type": "application/x-amz-json-1.0", "x-amzn-requestid": "stub"}
             return AWSResponse(request.url, 400, headers, _Body(CONDITION_FAILED))
         if target.endswith(".GetItem") and self.stores_table in body:
@@ -224,6 +226,16 @@ def _cpu_us_per_event(handler: Callable[[dict[str, Any], Any], Any], context: An
     return spent / EVENTS * 1e6
 
 
+def _check_refusals(handler: str, refused: int) -> None:
+    """The stub tells a new cart's creating write from its other cart writes by the condition's text. Should
+    it misjudge them (the adapter's conditions reworded), a cart's first event would meet no refusal and the
+    figures would silently lose a call per cart. So each cart's first event must meet exactly one refusal in
+    the handlers that write carts, and the floors none."""
+    expected = EVENTS // EVENTS_PER_CART if handler in ("product", "calls") else 0
+    if refused != expected:
+        raise RuntimeError(f"the {handler} handler met {refused} refused cart writes, expected {expected}")
+
+
 def run() -> dict[str, Any]:
     import boto3
 
@@ -249,9 +261,10 @@ def run() -> dict[str, Any]:
             handlers = {"product": module.lambda_handler, "floor": floor, "tuned": floor_tuned, "calls": calls_floor}
             requests: dict[str, int] = {}
             for name, handler in handlers.items():  # warm: first-call imports and clients
-                before = stub.requests
+                before, refused_before = stub.requests, stub.refusals
                 _cpu_us_per_event(handler, context, stub)
                 requests[name] = stub.requests - before
+                _check_refusals(name, stub.refusals - refused_before)
             samples: dict[str, list[float]] = {name: [] for name in handlers}
             for _ in range(ROUNDS):  # interleaved, so a slow spell of the machine touches every handler
                 for name, handler in handlers.items():
