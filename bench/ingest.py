@@ -6,12 +6,18 @@ of which creates the cart and arms its timer (for the other three the stub answe
 before the first it refuses, as DynamoDB does, a write whose condition needs the cart to exist). CPU time
 is ``time.process_time`` over a batch, the median of a few interleaved rounds. Log output goes to
 /dev/null but is still produced, as in Lambda.
+
+The product runs with the store cache ``template.yaml`` gives the ingest function: the events of a batch
+come within seconds, so its copy of the store answers them all, as in a container busy enough to see a
+store's next event within the cache time. The same handler with no cache (a store read on every event, the
+case of a quiet store) is measured beside it (``store_read_each_event``).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import io
@@ -134,11 +140,13 @@ def floor_handler(client: Any, key: bytes) -> Callable[[dict[str, Any], Any], di
     return handle
 
 
-def calls_floor_handler(client: Any, key: bytes, cart_item: dict[str, Any]) -> Callable[[dict[str, Any], Any], Any]:
-    """The floor handler plus the other calls this data flow makes of every cart event, and nothing else: the
-    store read (its secrets, read each time so that a revoked one stops at once) and the cart write, which a
-    new cart's first event makes twice (refused, then creating). Against it, the product's own overhead
-    shows apart from its calls."""
+def calls_floor_handler(
+    client: Any, scheduler: Any, key: bytes, cart_item: dict[str, Any]
+) -> Callable[[dict[str, Any], Any], Any]:
+    """The floor handler plus the other calls a warm ingest function makes of every cart event, and nothing
+    else: the cart write, which a new cart's first event makes twice (refused, then creating) before it
+    creates the cart's schedule; the store comes from the function's copy. Against it, the product's own
+    overhead shows apart from its calls."""
     put = floor_handler(client, key)
     cart_values = {k: v for k, v in cart_item.items() if k not in ("store_id", "cart_id")}
     names = {f"#a{i}": name for i, name in enumerate(cart_values)}
@@ -149,14 +157,31 @@ def calls_floor_handler(client: Any, key: bytes, cart_item: dict[str, Any]) -> C
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": {f":a{i}": value for i, value in enumerate(cart_values.values())},
     }
+    payload = {"store_id": "demo", "cart_id": "c-0123456789ab", "flow": "cart_recovery", "step": 1}
+    schedule = {  # as the product's Scheduler adapter makes it
+        "Name": "cr-0123456789abcdef0123456789abcdef",
+        "GroupName": "bench",
+        "ScheduleExpression": "at(2026-12-01T02:00:00)",
+        "ScheduleExpressionTimezone": "UTC",
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "Target": {
+            "Arn": "arn:aws:lambda:ap-northeast-1:123456789012:function:bench-send",
+            "RoleArn": "arn:aws:iam::123456789012:role/bench-scheduler",
+            "Input": json.dumps({**payload, "due_at": "2026-12-01T02:00:00Z"}, separators=(",", ":")),
+            "RetryPolicy": {"MaximumRetryAttempts": 20, "MaximumEventAgeInSeconds": 6 * 3600},
+            "DeadLetterConfig": {"Arn": "arn:aws:sqs:ap-northeast-1:123456789012:bench-dlq"},
+        },
+        "ActionAfterCompletion": "DELETE",
+        "State": "ENABLED",
+    }
 
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        client.get_item(TableName="stores", Key={"store_id": {"S": "demo"}})
         answer = put(event, context)
         try:
             client.update_item(**cart_write, ConditionExpression="attribute_exists(cart_id)")
         except client.exceptions.ConditionalCheckFailedException:
             client.update_item(**cart_write, ConditionExpression="attribute_not_exists(cart_id)")
+            scheduler.create_schedule(**schedule)
         return answer
 
     return handle
@@ -231,9 +256,20 @@ def _check_refusals(handler: str, refused: int) -> None:
     it misjudge them (the adapter's conditions reworded), a cart's first event would meet no refusal and the
     figures would silently lose a call per cart. So each cart's first event must meet exactly one refusal in
     the handlers that write carts, and the floors none."""
-    expected = EVENTS // EVENTS_PER_CART if handler in ("product", "calls") else 0
+    expected = EVENTS // EVENTS_PER_CART if handler in ("product", "uncached", "calls") else 0
     if refused != expected:
         raise RuntimeError(f"the {handler} handler met {refused} refused cart writes, expected {expected}")
+
+
+def _in_container(services: Any, handler: Callable[[dict[str, Any], Any], Any]) -> Callable[[dict[str, Any], Any], Any]:
+    """``handler`` invoked in the container ``services`` stands for (its settings, clients and caches)."""
+    from cartrecovery import wiring
+
+    def invoke(event: dict[str, Any], context: Any) -> Any:
+        wiring._current = services
+        return handler(event, context)
+
+    return invoke
 
 
 def run() -> dict[str, Any]:
@@ -257,8 +293,16 @@ def run() -> dict[str, Any]:
             floor = floor_handler(session.client("dynamodb"), secret_key(SECRET))
             tuned = wiring.services().dynamodb
             floor_tuned = floor_handler(tuned, secret_key(SECRET))
-            calls_floor = calls_floor_handler(tuned, secret_key(SECRET), cart_item)
-            handlers = {"product": module.lambda_handler, "floor": floor, "tuned": floor_tuned, "calls": calls_floor}
+            calls_floor = calls_floor_handler(tuned, wiring.services().scheduler_client, secret_key(SECRET), cart_item)
+            warm = wiring.services()
+            cold = wiring.Services(dataclasses.replace(settings, store_cache_seconds=0), warm.clock, session)
+            handlers = {
+                "product": _in_container(warm, module.lambda_handler),
+                "uncached": _in_container(cold, module.lambda_handler),
+                "floor": floor,
+                "tuned": floor_tuned,
+                "calls": calls_floor,
+            }
             requests: dict[str, int] = {}
             for name, handler in handlers.items():  # warm: first-call imports and clients
                 before, refused_before = stub.requests, stub.refusals
@@ -273,6 +317,7 @@ def run() -> dict[str, Any]:
             wiring.reset()
             sys.modules.pop("bench_ingest_app", None)
     us, floor_us = median(samples["product"]), median(samples["floor"])
+    uncached_us = median(samples["uncached"])
     tuned_us, calls_floor_us = median(samples["tuned"]), median(samples["calls"])
     return {
         "us_per_event": round(us, 1),
@@ -282,6 +327,12 @@ def run() -> dict[str, Any]:
         "floor_tuned_client_us_per_event": round(tuned_us, 1),
         "ratio_to_tuned_floor": round(us / tuned_us, 2),
         "aws_calls_per_event": requests["product"] / EVENTS,
+        # A quiet store's case: no copy of the store in the container, a read on every event.
+        "store_read_each_event": {
+            "us_per_event": round(uncached_us, 1),
+            "ratio": round(uncached_us / floor_us, 2),
+            "aws_calls_per_event": requests["uncached"] / EVENTS,
+        },
         # The same calls a cart event makes, with no other work: what the calls alone cost.
         "calls_floor_us_per_event": round(calls_floor_us, 1),
         "calls_floor_ratio": round(calls_floor_us / floor_us, 2),

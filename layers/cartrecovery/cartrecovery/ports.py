@@ -128,6 +128,15 @@ class StoreRepository(Protocol):
 
 
 @runtime_checkable
+class StoreCache(Protocol):
+    """A store repository whose ``get`` may answer with a copy read a few seconds ago."""
+
+    def refresh(self, store_id: str) -> Store | None:
+        """The store as stored now (read past the cache, which then keeps it)."""
+        ...
+
+
+@runtime_checkable
 class TemplateOverrides(Protocol):
     """A store's uploaded email templates (name like ``ja/cart_recovery/step1.html.j2`` to Jinja source)."""
 

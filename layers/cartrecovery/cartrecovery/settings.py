@@ -12,6 +12,11 @@ class ConfigError(RuntimeError):
     pass
 
 
+# What template.yaml gives the ingest function as STORE_CACHE_SECONDS (a test holds the two equal). A secret
+# that ends now (``store revoke-secret``, ``rotate-secret --overlap-hours 0``) can still pass a warm ingest
+# function for this long, so the CLI waits it out before it reports the secret ended.
+INGEST_STORE_CACHE_SECONDS = 10.0
+
 _FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -31,8 +36,8 @@ class Settings:
     ses_configuration_set: str = ""
     public_base_url: str = "http://127.0.0.1:3000"
     stage: str = "dev"
-    # How long a warm function reuses a store it read; 0 reads it every time. Set for send only: ingest
-    # checks secrets, and a revoked secret must stop working at once.
+    # How long a warm function reuses a store it read; 0 reads it every time. Deployed, send keeps a store a
+    # minute and ingest INGEST_STORE_CACHE_SECONDS (the CLI waits that out after it ends a secret).
     store_cache_seconds: float = 0.0
     # Carts expire (DynamoDB TTL) this many days after their last activity.
     cart_retention_days: int = 90

@@ -122,9 +122,11 @@ class DynamoStoreRepository:
 
 
 class CachedStoreRepository:
-    """Reads a store at most once per ``ttl_seconds`` in a warm process, for functions that only read its
-    settings (send): they change rarely, and the store would otherwise be read on every invocation. Not for
-    ingest, which checks secrets and must see a revocation at once. Misses are not cached.
+    """Reads a store at most once per ``ttl_seconds`` in a warm process: settings and secrets change rarely,
+    and the store would otherwise be read on every invocation. Misses are not cached. Send keeps a store a
+    minute. Ingest keeps it ``INGEST_STORE_CACHE_SECONDS`` and calls ``refresh`` before it refuses a
+    signature, so a secret added since the copy was read works at once; the CLI waits out the cache time
+    after it ends a secret, so the secret has stopped everywhere when the command returns.
 
     The store's uploaded templates and catalog are cached the same way (including "none uploaded"), so a new
     upload reaches a warm send function within ``ttl_seconds``."""
@@ -149,6 +151,10 @@ class CachedStoreRepository:
         else:
             self._cache[store_id] = (self._monotonic(), store)
         return store
+
+    def refresh(self, store_id: str) -> Store | None:
+        self._cache.pop(store_id, None)
+        return self.get(store_id)
 
     def create(self, store: Store) -> None:
         self._cache.pop(store.store_id, None)

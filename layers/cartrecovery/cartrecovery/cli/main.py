@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from cartrecovery.cli.send_event import add_send_event_parser, business_now
 from cartrecovery.cli.templates import add_template_parsers
 from cartrecovery.clock import SystemClock, isoformat, parse_rfc3339
 from cartrecovery.ports import AlreadyExists
+from cartrecovery.settings import INGEST_STORE_CACHE_SECONDS
 from cartrecovery.usecases.erase import erase_shopper
 from cartrecovery.usecases.report import COLUMNS, build_report
 from cartrecovery.usecases.stores import InvalidStore, create_store, revoke_secrets, rotate_secret
@@ -40,6 +42,22 @@ from cartrecovery.wiring import Services
 
 def _services(args: argparse.Namespace) -> Services:
     return Services(resolve_settings(local=args.local, stack=args.stack, region=args.region), SystemClock())
+
+
+_sleep = time.sleep  # replaced by the tests
+
+
+def _wait_out_ingest_cache(args: argparse.Namespace) -> None:
+    """A warm ingest function answers from a copy of the store up to ``INGEST_STORE_CACHE_SECONDS`` old, in
+    which a secret that has just ended is still in force. Waiting that out before reporting makes "ended"
+    true everywhere when the command returns. The local stack's functions keep no copy."""
+    if args.local:
+        return
+    print(
+        f"waiting {INGEST_STORE_CACHE_SECONDS:g} s for warm ingest functions to drop their copy of the store",
+        file=sys.stderr,
+    )
+    _sleep(INGEST_STORE_CACHE_SECONDS)
 
 
 def cmd_store_create(args: argparse.Namespace) -> int:
@@ -122,6 +140,8 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     except InvalidStore as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if args.overlap_hours * 3600 < INGEST_STORE_CACHE_SECONDS:
+        _wait_out_ingest_cache(args)  # the previous secret ends (about) now
     print(f"new {kind} secret{'' if args.value else ' (shown once)'}: {fresh}")
     print(f"the previous secret stays valid for {args.overlap_hours} h; `store revoke-secret` ends it now")
     return 0
@@ -134,6 +154,8 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     except InvalidStore as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if count:
+        _wait_out_ingest_cache(args)
     print(f"revoked {count} secret(s); only the newest is in force")
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,7 +14,7 @@ from typing import Any
 from cartrecovery.domain.events import Event, FieldError, InvalidEvent, decode_json, parse_event
 from cartrecovery.domain.shopify import to_event_body
 from cartrecovery.domain.store import STORE_ID, Store
-from cartrecovery.ports import StoreRepository
+from cartrecovery.ports import StoreCache, StoreRepository
 from cartrecovery.signing import SignatureRejected, verify, verify_shopify
 from cartrecovery.usecases.ingest import IngestEvent, IngestResult
 
@@ -39,11 +39,26 @@ def _check_transport(headers: Mapping[str, str], body: bytes) -> None:
         raise Rejected(415, "Unsupported Media Type", "Send the event as Content-Type: application/json.")
 
 
-def _store(stores: StoreRepository, store_id: str) -> Store:
+def _authentic(stores: StoreRepository, store_id: str, verify_with: Callable[[Store], None]) -> Store:
+    """The store, once ``verify_with`` accepts the request's signature with its secrets; else 401.
+
+    A cached store may predate a rotation, whose new secret must work at once: before refusing, the store
+    is read again past the cache. (A 401 then costs two reads; an accepted request with a warm cache, none.)"""
     store = stores.get(store_id) if STORE_ID.match(store_id) else None
     if store is None:
         raise Rejected(401, "Unauthorized", UNAUTHORIZED_DETAIL)
-    return store
+    try:
+        verify_with(store)
+        return store
+    except SignatureRejected as exc:
+        fresh = stores.refresh(store_id) if isinstance(stores, StoreCache) else None
+        if fresh is None or fresh == store:
+            raise Rejected(401, "Unauthorized", UNAUTHORIZED_DETAIL) from exc
+    try:
+        verify_with(fresh)
+    except SignatureRejected as exc:
+        raise Rejected(401, "Unauthorized", UNAUTHORIZED_DETAIL) from exc
+    return fresh
 
 
 def _invalid(exc: InvalidEvent) -> Rejected:
@@ -60,19 +75,19 @@ def receive_event(
 ) -> IngestResult:
     """A Standard Webhooks delivery to ``POST /v1/stores/{store_id}/events``."""
     _check_transport(headers, body)
-    store = _store(stores, store_id)
     event_id = headers.get("webhook-id")
-    try:
-        verify(
+    store = _authentic(
+        stores,
+        store_id,
+        lambda store: verify(
             store.webhook_secrets_in_force(datetime.fromtimestamp(wall_clock, UTC)),
             event_id,
             headers.get("webhook-timestamp"),
             headers.get("webhook-signature"),
             body,
             wall_clock,
-        )
-    except SignatureRejected as exc:
-        raise Rejected(401, "Unauthorized", UNAUTHORIZED_DETAIL) from exc
+        ),
+    )
     assert event_id is not None
     try:
         event = _not_ahead(parse_event(decode_json(body)), ingest.clock.now())
@@ -91,15 +106,15 @@ def receive_shopify(
 ) -> IngestResult | None:
     """A Shopify webhook delivered as-is; None when its topic is not one we act on."""
     _check_transport(headers, body)
-    store = _store(stores, store_id)
-    try:
-        verify_shopify(
+    store = _authentic(
+        stores,
+        store_id,
+        lambda store: verify_shopify(
             store.shopify_secrets_in_force(datetime.fromtimestamp(wall_clock, UTC)),
             headers.get("x-shopify-hmac-sha256"),
             body,
-        )
-    except SignatureRejected as exc:
-        raise Rejected(401, "Unauthorized", UNAUTHORIZED_DETAIL) from exc
+        ),
+    )
     webhook_id = headers.get("x-shopify-webhook-id") or headers.get("x-shopify-event-id")
     topic = headers.get("x-shopify-topic", "")
     if not webhook_id:
