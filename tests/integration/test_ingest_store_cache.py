@@ -15,8 +15,8 @@ from cartrecovery.cli import main as cli_main
 from cartrecovery.domain.store import Store
 from cartrecovery.local.resources import function_environment
 from cartrecovery.settings import INGEST_STORE_CACHE_SECONDS
-from cartrecovery.signing import sign
-from cartrecovery.usecases.receive import Rejected, receive_event
+from cartrecovery.signing import sign, sign_shopify
+from cartrecovery.usecases.receive import Rejected, receive_event, receive_shopify
 from cartrecovery.wiring import Services
 
 
@@ -58,6 +58,22 @@ class WarmIngest:
         except Rejected as exc:
             return exc.status
         return 202
+
+    def post_shopify(self, store: Store, secret: str) -> int:
+        """A signed Shopify webhook of a topic nothing acts on: 200 (ignored) once authenticated, else 401."""
+        body = b'{"id": 1}'
+        headers = {
+            "content-type": "application/json",
+            "x-shopify-hmac-sha256": sign_shopify(secret, body),
+            "x-shopify-topic": "products/update",
+            "x-shopify-webhook-id": uuid.uuid4().hex,
+        }
+        wall_clock = self.svc.clock.now().timestamp()
+        try:
+            receive_shopify(self.stores, self.svc.ingest, store.store_id, headers, body, wall_clock)
+        except Rejected as exc:
+            return exc.status
+        return 200
 
 
 @pytest.fixture
@@ -150,3 +166,19 @@ def test_a_rotation_without_overlap_waits_out_the_cache_and_one_with_nothing_to_
     code, out = cli("store", "revoke-secret", "--id", store.store_id)
     assert code == 0 and "revoked 0 secret(s)" in out
     assert slept == [INGEST_STORE_CACHE_SECONDS]  # nothing ended, so nothing to wait for
+
+
+def test_a_rotated_shopify_secret_works_at_once_through_the_warm_copy_and_a_revoked_one_stops(
+    warm: WarmIngest, store: Store, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = store.shopify_secrets[0].secret
+    assert warm.post_shopify(store, old) == 200
+    monkeypatch.setattr(cli_main, "_sleep", lambda seconds: setattr(warm, "now", warm.now + seconds))
+
+    code, out = cli("store", "rotate-secret", "--id", store.store_id, "--shopify", "--overlap-hours", "2")
+    assert code == 0
+    new = out.splitlines()[0].rsplit(" ", 1)[1]  # "new shopify secret (shown once): <secret>"
+    assert warm.post_shopify(store, new) == 200
+    assert cli("store", "revoke-secret", "--id", store.store_id, "--shopify")[0] == 0
+    assert warm.post_shopify(store, old) == 401
+    assert warm.post_shopify(store, new) == 200
