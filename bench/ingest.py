@@ -37,6 +37,7 @@ from bench.lifecycle import cart_event
 from bench.moto_stack import SECRET, bench_settings, lambda_environment, signed_api_event
 from bench.timing import median
 from cartrecovery.adapters.dynamo_codec import to_item
+from cartrecovery.adapters.scheduler import RETRY_POLICY
 from cartrecovery.adapters.stores import encode_store
 from cartrecovery.local.demo import demo_store_settings
 from cartrecovery.local.lambda_invoke import LambdaContext, load_module
@@ -168,7 +169,7 @@ def calls_floor_handler(
             "Arn": "arn:aws:lambda:ap-northeast-1:123456789012:function:bench-send",
             "RoleArn": "arn:aws:iam::123456789012:role/bench-scheduler",
             "Input": json.dumps({**payload, "due_at": "2026-12-01T02:00:00Z"}, separators=(",", ":")),
-            "RetryPolicy": {"MaximumRetryAttempts": 20, "MaximumEventAgeInSeconds": 6 * 3600},
+            "RetryPolicy": RETRY_POLICY,
             "DeadLetterConfig": {"Arn": "arn:aws:sqs:ap-northeast-1:123456789012:bench-dlq"},
         },
         "ActionAfterCompletion": "DELETE",

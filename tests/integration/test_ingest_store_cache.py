@@ -15,7 +15,7 @@ from cartrecovery.cli import main as cli_main
 from cartrecovery.domain.store import Store
 from cartrecovery.local.resources import function_environment
 from cartrecovery.settings import INGEST_STORE_CACHE_SECONDS
-from cartrecovery.signing import sign, sign_shopify
+from cartrecovery.signing import sign_shopify, signed_headers
 from cartrecovery.usecases.receive import Rejected, receive_event, receive_shopify
 from cartrecovery.wiring import Services
 
@@ -45,14 +45,8 @@ class WarmIngest:
                 "customer": {"email": f"{uuid.uuid4().hex[:8]}@example.jp"},
             }
         ).encode()
-        event_id = f"evt_{uuid.uuid4().hex}"
         wall_clock = self.svc.clock.now().timestamp()
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": event_id,
-            "webhook-timestamp": str(int(wall_clock)),
-            "webhook-signature": sign(secret, event_id, int(wall_clock), body),
-        }
+        headers = signed_headers(secret, f"evt_{uuid.uuid4().hex}", body, int(wall_clock))
         try:
             receive_event(self.stores, self.svc.ingest, store.store_id, headers, body, wall_clock)
         except Rejected as exc:

@@ -43,7 +43,8 @@ class DynamoStoreRepository:
         if "#" in store_id:  # ``<store>#templates`` and the like are not stores
             return None
         # Strongly consistent: an eventually consistent read may return the store as it was up to about a
-        # second earlier, and a revoked secret must stop working on the next request.
+        # second earlier. A read past the ingest's cache (a rotated secret) and the first read after the CLI
+        # has waited out that cache (a revoked one) must both see the change.
         item = self.client.get_item(TableName=self.table, Key={"store_id": {"S": store_id}}, ConsistentRead=True)
         return decode_store(from_item(item["Item"])) if "Item" in item else None
 
