@@ -6,17 +6,15 @@ import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cartrecovery.adapters.errors import error_code
-from cartrecovery.http import json_response, lower_headers, problem, raw_body
+from cartrecovery.http import Answer, json_response, lower_headers, path_parameter, problem, raw_body, route_for
 from cartrecovery.usecases.receive import Rejected, receive_event, receive_shopify
 from cartrecovery.wiring import services
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayHttpResolver()
 
 THROTTLED_CODES = {
     "ProvisionedThroughputExceededException",
@@ -26,17 +24,10 @@ THROTTLED_CODES = {
 }
 
 
-@app.post("/v1/stores/<store_id>/events")
-def post_event(store_id: str) -> Response:
+def post_event(event: dict[str, Any]) -> Answer:
     svc = services()
-    result = receive_event(
-        svc.stores,
-        svc.ingest,
-        store_id,
-        lower_headers(app.current_event.raw_event),
-        raw_body(app.current_event.raw_event),
-        time.time(),
-    )
+    store_id = path_parameter(event, "store_id")
+    result = receive_event(svc.stores, svc.ingest, store_id, lower_headers(event), raw_body(event), time.time())
     metrics.add_metric(
         name="EventAccepted" if result.status == "accepted" else "EventDuplicate", unit=MetricUnit.Count, value=1
     )
@@ -46,17 +37,10 @@ def post_event(store_id: str) -> Response:
     return json_response(202, {"status": "accepted", "event_id": result.event_id})
 
 
-@app.post("/v1/stores/<store_id>/shopify")
-def post_shopify(store_id: str) -> Response:
+def post_shopify(event: dict[str, Any]) -> Answer:
     svc = services()
-    result = receive_shopify(
-        svc.stores,
-        svc.ingest,
-        store_id,
-        lower_headers(app.current_event.raw_event),
-        raw_body(app.current_event.raw_event),
-        time.time(),
-    )
+    store_id = path_parameter(event, "store_id")
+    result = receive_shopify(svc.stores, svc.ingest, store_id, lower_headers(event), raw_body(event), time.time())
     if result is None:
         metrics.add_metric(name="EventIgnored", unit=MetricUnit.Count, value=1)
         return json_response(200, {"status": "ignored"})
@@ -68,15 +52,19 @@ def post_shopify(store_id: str) -> Response:
     return json_response(202, {"status": "accepted", "event_id": result.event_id})
 
 
-@app.exception_handler(Rejected)
-def rejected(exc: Rejected) -> Response:
+ROUTES = {
+    "POST /v1/stores/{store_id}/events": post_event,
+    "POST /v1/stores/{store_id}/shopify": post_shopify,
+}
+
+
+def rejected(exc: Rejected) -> Answer:
     logger.info("event rejected", extra={"status": exc.status, "title": exc.title})
     metrics.add_metric(name=f"EventRejected{exc.status}", unit=MetricUnit.Count, value=1)
     return problem(exc.status, exc.title, exc.detail, exc.errors)
 
 
-@app.exception_handler(Exception)
-def failed(exc: Exception) -> Response:
+def failed(exc: Exception) -> Answer:
     # Not the sender's fault: a dependency is throttled or down. Ask for a retry; the event is not lost
     # because the sender retries and every effect of ingestion is idempotent.
     if error_code(exc) in THROTTLED_CODES:
@@ -87,5 +75,13 @@ def failed(exc: Exception) -> Response:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return app.resolve(event, context)
+def lambda_handler(event: dict[str, Any], context: Any) -> Answer:
+    route = route_for(ROUTES, event)
+    if route is None:  # API Gateway routes only ROUTES here; anything else is a wiring mistake
+        return problem(404, "Not Found", "This function serves no such route.")
+    try:
+        return route(event)
+    except Rejected as exc:
+        return rejected(exc)
+    except Exception as exc:
+        return failed(exc)

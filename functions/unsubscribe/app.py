@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cartrecovery.http import lower_headers, raw_body
+from cartrecovery.http import Answer, answer, lower_headers, path_parameter, raw_body, route_for
 from cartrecovery.one_click import is_one_click
 from cartrecovery.pages import bad_request_page, confirm_page, done_page, not_found_page
 from cartrecovery.tokens import InvalidToken
@@ -17,25 +16,23 @@ from cartrecovery.wiring import services
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayHttpResolver()
 HTML = "text/html; charset=utf-8"
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _page(status: int, body: str) -> Response:
-    return Response(status_code=status, content_type=HTML, body=body, headers=NO_STORE)
+def _page(status: int, body: str) -> Answer:
+    return answer(status, HTML, body, NO_STORE)
 
 
-@app.get("/u/<token>")
-def confirm(token: str) -> Response:
+def confirm(event: dict[str, Any]) -> Answer:
+    token = path_parameter(event, "token")
     subject = services().unsubscribe.check(token)
     # A relative action (the token itself) posts back to this same URL, also behind a custom base path.
     return _page(200, confirm_page(_locale(subject.store_locale), subject.store_name, token))
 
 
-@app.post("/u/<token>")
-def one_click(token: str) -> Response:
-    event = app.current_event.raw_event
+def one_click(event: dict[str, Any]) -> Answer:
+    token = path_parameter(event, "token")
     if not is_one_click(lower_headers(event).get("content-type", ""), raw_body(event)):
         services().unsubscribe.check(token)  # an invalid token is still a 404, whatever the body
         return _page(400, bad_request_page())
@@ -45,15 +42,7 @@ def one_click(token: str) -> Response:
     return _page(200, done_page(_locale(subject.store_locale), subject.store_name))
 
 
-@app.exception_handler(InvalidToken)
-def invalid(exc: InvalidToken) -> Response:
-    return _page(404, not_found_page())
-
-
-@app.exception_handler(Exception)
-def failed(exc: Exception) -> Response:
-    logger.exception("unsubscribe failed")
-    return Response(status_code=503, content_type=HTML, body=not_found_page(), headers={"Retry-After": "5", **NO_STORE})
+ROUTES = {"GET /u/{token}": confirm, "POST /u/{token}": one_click}
 
 
 def _locale(locale: str) -> str:
@@ -62,5 +51,14 @@ def _locale(locale: str) -> str:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return app.resolve(event, context)
+def lambda_handler(event: dict[str, Any], context: Any) -> Answer:
+    route = route_for(ROUTES, event)
+    if route is None:  # API Gateway routes only ROUTES here
+        return _page(404, not_found_page())
+    try:
+        return route(event)
+    except InvalidToken:
+        return _page(404, not_found_page())
+    except Exception:
+        logger.exception("unsubscribe failed")
+        return answer(503, HTML, not_found_page(), {"Retry-After": "5", **NO_STORE})

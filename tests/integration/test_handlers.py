@@ -11,6 +11,7 @@ import email.policy
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -390,6 +391,92 @@ def test_every_authentication_failure_looks_the_same(env: Stack) -> None:
     bodies = {json.dumps(make(env).json(), sort_keys=True) for make, status in REJECTIONS.values() if status == 401}
 
     assert len(bodies) == 1
+
+
+def _signed_request(env: Stack, raw_path: str, route: str) -> dict[str, Any]:
+    raw = json.dumps(cart_event(env.clock.now()), ensure_ascii=False).encode()
+    stamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "Webhook-Id": "evt_1",
+        "Webhook-Timestamp": str(stamp),
+        "Webhook-Signature": sign(env.deployment.webhook_secret, "evt_1", stamp, raw),
+    }
+    return http_event("POST", raw_path, route, {"store_id": "tea-shop"}, headers, raw, b64=False)
+
+
+def test_the_route_is_the_one_api_gateway_matched_whatever_the_raw_path(env: Stack) -> None:
+    # A named stage or a custom domain's base path prefixes the raw path; API Gateway's route key names the
+    # route all the same, and that is what the function goes by.
+    event = _signed_request(env, "/prod/shop/v1/stores/tea-shop/events", "/v1/stores/{store_id}/events")
+
+    answer = Answer(env.handlers.invoke("ingest", event))
+
+    assert (answer.status, answer.json()) == (202, {"status": "accepted", "event_id": "evt_1"})
+    assert env.svc.carts.get("tea-shop", "c-1") is not None
+
+
+def test_a_route_the_function_does_not_serve_is_a_404_that_stores_nothing(env: Stack) -> None:
+    event = _signed_request(env, "/v1/stores/tea-shop/events", "/v1/stores/{store_id}/other")
+
+    answer = Answer(env.handlers.invoke("ingest", event))
+    page = unsubscribe_request(env, "DELETE", "some-token")
+
+    assert answer.status == 404 and answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["status"] == 404
+    assert env.svc.dynamodb.scan(TableName=env.svc.settings.events_table)["Count"] == 0
+    assert page.status == 404 and page.headers["content-type"].startswith("text/html")
+
+
+def _failing(env: Stack, operation: str, code: str) -> Callable[..., None]:
+    """Make every ``operation`` DynamoDB call fail with ``code``; returns the hook, to unregister it."""
+
+    def fail(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
+
+    env.svc.dynamodb.meta.events.register(f"before-call.dynamodb.{operation}", fail)
+    return fail
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "retry_after"),
+    [("ProvisionedThroughputExceededException", 429, "2"), ("InternalServerError", 503, "5")],
+    ids=["throttled", "down"],
+)
+def test_a_failing_dependency_asks_the_sender_to_retry_and_the_retry_completes_the_event(
+    env: Stack, code: str, status: int, retry_after: str
+) -> None:
+    hook = _failing(env, "UpdateItem", code)
+    body = cart_event(env.clock.now())
+
+    answer = post_event(env, body, event_id="evt_1")
+
+    assert answer.status == status and answer.headers["retry-after"] == retry_after
+    assert answer.headers["content-type"] == "application/problem+json" and answer.json()["status"] == status
+    assert env.svc.carts.get("tea-shop", "c-1") is None
+    env.svc.dynamodb.meta.events.unregister("before-call.dynamodb.UpdateItem", hook)
+    # The id was logged before the cart write failed: the sender's retry is a duplicate that finishes the job.
+    retry = post_event(env, body, event_id="evt_1")
+    assert (retry.status, retry.json()) == (200, {"status": "duplicate"})
+    cart = env.svc.carts.get("tea-shop", "c-1")
+    assert cart is not None and cart.timer is not None
+
+
+def test_the_unsubscribe_page_asks_for_a_retry_when_the_unsubscribe_cannot_be_written(env: Stack) -> None:
+    _, sent = send_step_one(env)
+    token = sent["List-Unsubscribe"].strip("<>").rsplit("/u/", 1)[1]
+    hook = _failing(env, "UpdateItem", "InternalServerError")
+
+    answer = unsubscribe_request(env, "POST", token, *ONE_CLICK)
+
+    assert answer.status == 503 and answer.headers["retry-after"] == "5"
+    assert answer.headers["content-type"].startswith("text/html") and answer.headers["cache-control"] == "no-store"
+    before = contact(env)
+    assert before is None or before.unsubscribed_at is None
+    env.svc.dynamodb.meta.events.unregister("before-call.dynamodb.UpdateItem", hook)
+    assert unsubscribe_request(env, "POST", token, *ONE_CLICK).status == 200
+    after = contact(env)
+    assert after is not None and after.unsubscribed_at is not None
 
 
 # ---- send ----
