@@ -39,6 +39,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     add("ingest CPU per event", "ingest.us_per_event", unit=" us")
     add("ingest floor per event", "ingest.floor_us_per_event", unit=" us")
     add("ingest CPU (x floor)", "ingest.ratio", "<= 3", lambda v: v <= 3)
+    add("ingest CPU (x floor), quartiles of the rounds", "ingest.ratio_quartiles")
     add("ingest, store read each event (x floor)", "ingest.store_read_each_event.ratio")
     add("ingest calls alone (x floor)", "ingest.calls_floor_ratio")
     add("ingest (x floor, same client)", "ingest.ratio_to_tuned_floor")
