@@ -3,7 +3,7 @@
 Each ``functions/<name>/app.py`` is loaded from its file path under a module name of its own
 (``cartrecovery_fn_<name>``), so the very code that is deployed runs here, unchanged and without touching
 ``sys.path``. A loaded copy is one warm execution environment: like Lambda, it serves one invocation at a
-time (Powertools' resolver and batch processor keep per-invocation state on module-level objects), and a
+time (Powertools' logger, metrics and batch processor keep per-invocation state on module-level objects), and a
 function with ``concurrency`` N has N copies.
 
 This module also builds what API Gateway (HTTP API, payload format 2.0) hands to a function and turns the
