@@ -11,6 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from cartrecovery.local.lambda_invoke import load_module
 from cartrecovery.local.resources import TABLE_ENV, create_tables, find_repo_root, load_template
 from cartrecovery.usecases.track import COUNTED, DETAIL_TYPES
 
@@ -75,6 +76,22 @@ def test_the_api_serves_exactly_the_contract_routes() -> None:
         ("GET", "/u/{token}"): "UnsubscribeFunction",
         ("POST", "/u/{token}"): "UnsubscribeFunction",
     }
+
+
+@pytest.mark.parametrize("name", ["IngestFunction", "UnsubscribeFunction"])
+def test_each_api_function_serves_exactly_the_route_keys_the_template_gives_it(name: str) -> None:
+    # The functions route by API Gateway's routeKey; a route added to the template alone would answer 404.
+    function = FUNCTIONS[name]
+    declared = {
+        f"{e['Properties']['Method']} {e['Properties']['Path']}"
+        for e in function["Properties"]["Events"].values()
+        if e["Type"] == "HttpApi"
+    }
+    app = load_module(ROOT / function["Properties"]["CodeUri"] / "app.py", f"template_check_{name}")
+    try:
+        assert set(app.ROUTES) == declared
+    finally:
+        sys.modules.pop(f"template_check_{name}", None)
 
 
 def test_tables_are_on_demand_with_recovery_and_encryption() -> None:
