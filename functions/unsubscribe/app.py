@@ -10,7 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from cartrecovery.http import Answer, answer, lower_headers, path_parameter, raw_body, route_for
 from cartrecovery.one_click import is_one_click
-from cartrecovery.pages import bad_request_page, confirm_page, done_page, not_found_page
+from cartrecovery.pages import bad_request_page, confirm_page, done_page, not_found_page, unavailable_page
 from cartrecovery.tokens import InvalidToken
 from cartrecovery.wiring import services
 
@@ -61,4 +61,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> Answer:
         return _page(404, not_found_page())
     except Exception:
         logger.exception("unsubscribe failed")
-        return answer(503, HTML, not_found_page(), {"Retry-After": "5", **NO_STORE})
+        # Not "invalid link": the shopper's link is fine, and trying it again must work.
+        return answer(503, HTML, unavailable_page(), {"Retry-After": "5", **NO_STORE})

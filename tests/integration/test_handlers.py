@@ -471,6 +471,7 @@ def test_the_unsubscribe_page_asks_for_a_retry_when_the_unsubscribe_cannot_be_wr
 
     assert answer.status == 503 and answer.headers["retry-after"] == "5"
     assert answer.headers["content-type"].startswith("text/html") and answer.headers["cache-control"] == "no-store"
+    assert "もう一度お試しください" in answer.text and "無効" not in answer.text
     before = contact(env)
     assert before is None or before.unsubscribed_at is None
     env.svc.dynamodb.meta.events.unregister("before-call.dynamodb.UpdateItem", hook)

@@ -16,6 +16,8 @@ _TEXT = {
         "missing_body": "このリンクは無効か、期限が切れています。",
         "bad_title": "リクエストを処理できません",
         "bad_body": "配信停止のリクエストの形式が正しくありません。",
+        "unavailable_title": "ただいま処理できません",
+        "unavailable_body": "配信停止を受け付けられませんでした。しばらくしてからもう一度お試しください。",
     },
     "en": {
         "confirm_title": "Confirm unsubscribe",
@@ -27,6 +29,8 @@ _TEXT = {
         "missing_body": "This link is invalid or has expired.",
         "bad_title": "Request not understood",
         "bad_body": "The unsubscribe request was not in the expected form.",
+        "unavailable_title": "Please try again",
+        "unavailable_body": "Your unsubscribe could not be processed just now. Please try again in a moment.",
     },
 }
 
@@ -70,3 +74,9 @@ def not_found_page(locale: str = "ja") -> str:
 def bad_request_page(locale: str = "ja") -> str:
     t = _text(locale)
     return _page(locale, t["bad_title"], t["bad_body"])
+
+
+def unavailable_page(locale: str = "ja") -> str:
+    """A passing failure (the service is throttled or down): the link is fine and should be tried again."""
+    t = _text(locale)
+    return _page(locale, t["unavailable_title"], t["unavailable_body"])
