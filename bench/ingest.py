@@ -317,9 +317,12 @@ def run() -> dict[str, Any]:
                 requests[name] = stub.requests - before
                 _check_refusals(name, stub.refusals - refused_before, WARM_BATCHES * EVENTS)
             samples: dict[str, list[float]] = {name: [] for name in handlers}
-            for _ in range(ROUNDS):  # interleaved batch by batch: a slow spell touches both sides of a ratio
-                for name, handler in handlers.items():
-                    samples[name].append(_cpu_us_per_event(handler, context, stub))
+            names = list(handlers)
+            for turn in range(ROUNDS):  # interleaved batch by batch: a slow spell touches both sides of a ratio
+                # Each round starts with another handler, so what one batch leaves behind (garbage for the
+                # collector, a cold cache) falls on every handler alike.
+                for name in names[turn % len(names) :] + names[: turn % len(names)]:
+                    samples[name].append(_cpu_us_per_event(handlers[name], context, stub))
         finally:
             wiring.reset()
             sys.modules.pop("bench_ingest_app", None)
