@@ -78,6 +78,7 @@ def failed(exc: Exception) -> Answer:
 def lambda_handler(event: dict[str, Any], context: Any) -> Answer:
     route = route_for(ROUTES, event)
     if route is None:  # API Gateway routes only ROUTES here; anything else is a wiring mistake
+        logger.warning("no such route", extra={"route_key": event.get("routeKey")})
         return problem(404, "Not Found", "This function serves no such route.")
     try:
         return route(event)

@@ -53,7 +53,8 @@ def _locale(locale: str) -> str:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> Answer:
     route = route_for(ROUTES, event)
-    if route is None:  # API Gateway routes only ROUTES here
+    if route is None:  # API Gateway routes only ROUTES here; anything else is a wiring mistake
+        logger.warning("no such route", extra={"route_key": event.get("routeKey")})
         return _page(404, not_found_page())
     try:
         return route(event)
