@@ -23,7 +23,7 @@ from cartrecovery.clock import ManualClock, isoformat
 from cartrecovery.domain.store import Store, StoreSettings
 from cartrecovery.identity import email_hash
 from cartrecovery.ports import ContactRecord
-from cartrecovery.signing import sign
+from cartrecovery.signing import signed_headers
 from cartrecovery.wiring import Services
 from tests.fakes import cart_updated, item_body
 
@@ -162,7 +162,12 @@ class Answer:
         return json.loads(self.text)
 
 
-def post_event(
+def post_event(env: Stack, body: dict[str, Any] | bytes, **request: Any) -> Answer:
+    """Sign (Standard Webhooks v1) and post one event to the ingest function."""
+    return Answer(env.handlers.invoke("ingest", ingest_request(env, body, **request)))
+
+
+def ingest_request(
     env: Stack,
     body: dict[str, Any] | bytes,
     *,
@@ -172,21 +177,16 @@ def post_event(
     store_id: str = "tea-shop",
     headers: dict[str, str] | None = None,
     b64: bool = False,
-) -> Answer:
-    """Sign (Standard Webhooks v1) and post one event to the ingest function."""
+    raw_path: str | None = None,
+    route: str = "/v1/stores/{store_id}/events",
+) -> dict[str, Any]:
+    """The API Gateway event of one signed post to ``route``; ``headers`` replace the signed ones."""
     raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
     event_id = event_id or f"evt_{uuid.uuid4().hex}"
-    stamp = int(time.time()) if timestamp is None else timestamp
-    signed = {
-        "Content-Type": "application/json",
-        "Webhook-Id": event_id,
-        "Webhook-Timestamp": str(stamp),
-        "Webhook-Signature": sign(secret or env.deployment.webhook_secret, event_id, stamp, raw),
-        **(headers or {}),
-    }
-    path = f"/v1/stores/{store_id}/events"
-    event = http_event("POST", path, "/v1/stores/{store_id}/events", {"store_id": store_id}, signed, raw, b64=b64)
-    return Answer(env.handlers.invoke("ingest", event))
+    signed = signed_headers(secret or env.deployment.webhook_secret, event_id, raw, timestamp)
+    signed.update({name.lower(): value for name, value in (headers or {}).items()})
+    path = raw_path or f"/v1/stores/{store_id}/events"
+    return http_event("POST", path, route, {"store_id": store_id}, signed, raw, b64=b64)
 
 
 def unsubscribe_request(env: Stack, method: str, token: str, body: bytes = b"", ctype: str = "") -> Answer:
@@ -393,22 +393,12 @@ def test_every_authentication_failure_looks_the_same(env: Stack) -> None:
     assert len(bodies) == 1
 
 
-def _signed_request(env: Stack, raw_path: str, route: str) -> dict[str, Any]:
-    raw = json.dumps(cart_event(env.clock.now()), ensure_ascii=False).encode()
-    stamp = int(time.time())
-    headers = {
-        "Content-Type": "application/json",
-        "Webhook-Id": "evt_1",
-        "Webhook-Timestamp": str(stamp),
-        "Webhook-Signature": sign(env.deployment.webhook_secret, "evt_1", stamp, raw),
-    }
-    return http_event("POST", raw_path, route, {"store_id": "tea-shop"}, headers, raw, b64=False)
-
-
 def test_the_route_is_the_one_api_gateway_matched_whatever_the_raw_path(env: Stack) -> None:
     # A named stage or a custom domain's base path prefixes the raw path; API Gateway's route key names the
     # route all the same, and that is what the function goes by.
-    event = _signed_request(env, "/prod/shop/v1/stores/tea-shop/events", "/v1/stores/{store_id}/events")
+    event = ingest_request(
+        env, cart_event(env.clock.now()), event_id="evt_1", raw_path="/prod/shop/v1/stores/tea-shop/events"
+    )
 
     answer = Answer(env.handlers.invoke("ingest", event))
 
@@ -417,7 +407,7 @@ def test_the_route_is_the_one_api_gateway_matched_whatever_the_raw_path(env: Sta
 
 
 def test_a_route_the_function_does_not_serve_is_a_404_that_stores_nothing(env: Stack) -> None:
-    event = _signed_request(env, "/v1/stores/tea-shop/events", "/v1/stores/{store_id}/other")
+    event = ingest_request(env, cart_event(env.clock.now()), route="/v1/stores/{store_id}/other")
 
     answer = Answer(env.handlers.invoke("ingest", event))
     page = unsubscribe_request(env, "DELETE", "some-token")
