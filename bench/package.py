@@ -1,5 +1,9 @@
 """Deployment artifact sizes as ``sam build`` makes them: each function and the layer, in bytes on disk and
-zipped (what is uploaded), and whether any of them carries boto3 (the runtime ships it)."""
+zipped (what is uploaded), and whether any of them carries boto3 (the runtime ships it).
+
+A missing build, or one older than its sources, is made first with ``make build``, which installs the SAM
+CLI into ``.venv-sam`` on first use (about a minute; later builds take seconds): figures of a stale build
+would describe code that is no longer there."""
 
 from __future__ import annotations
 
@@ -13,8 +17,9 @@ from typing import Any
 from bench import REPO
 
 BUILD = REPO / ".aws-sam" / "build"
-SAM = REPO / ".venv-sam" / "bin" / "sam"
-SOURCES = (REPO / "functions", REPO / "layers" / "cartrecovery" / "cartrecovery", REPO / "templates")
+LAYER = REPO / "layers" / "cartrecovery"
+SOURCES = (REPO / "functions", LAYER / "cartrecovery", REPO / "templates")
+BUILD_INPUTS = (REPO / "template.yaml", LAYER / "Makefile", LAYER / "requirements.txt")
 BUNDLED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
 XRAY_SDK = ("aws_xray_sdk",)
 
@@ -31,8 +36,14 @@ def _zipped_bytes(folder: Path) -> int:
     return buffer.tell()
 
 
-def _newest_mtime(folders: tuple[Path, ...]) -> float:
-    return max(p.stat().st_mtime for folder in folders for p in _files(folder) if "__pycache__" not in p.parts)
+def _sources_mtime() -> float:
+    sources = [p for folder in SOURCES for p in _files(folder) if "__pycache__" not in p.parts]
+    return max(p.stat().st_mtime for p in [*sources, *BUILD_INPUTS])
+
+
+def _built_at() -> float:
+    marker = BUILD.parent / "build.toml"
+    return marker.stat().st_mtime if BUILD.is_dir() and marker.exists() else 0.0
 
 
 def _carrying(packages: tuple[str, ...]) -> list[str]:
@@ -47,19 +58,26 @@ def _carrying(packages: tuple[str, ...]) -> list[str]:
 def _build() -> str | None:
     """Run ``make build``; None on success, else why not."""
     try:
-        subprocess.run(["make", "build"], cwd=REPO, capture_output=True, timeout=300, check=True)
+        subprocess.run(["make", "build"], cwd=REPO, capture_output=True, text=True, timeout=600, check=True)
+    except subprocess.CalledProcessError as exc:
+        return f"make build failed: {_first_error(exc.stderr or exc.stdout or '')}"
     except (OSError, subprocess.SubprocessError) as exc:
         return f"make build failed: {exc}"
     return None
 
 
+def _first_error(output: str) -> str:
+    """The line that says what went wrong (SAM's and pip's begin with "Error"), not make's own epilogue."""
+    lines = [line.strip() for line in output.splitlines() if line.strip() and not line.startswith("make")]
+    return next((line for line in lines if line.startswith("Error")), lines[-1] if lines else "no output")
+
+
 def run() -> dict[str, Any]:
-    if not BUILD.is_dir():
-        if not SAM.exists():
-            return {"artifacts": None, "reason": "no .aws-sam/build and no SAM CLI in .venv-sam (run make build)"}
+    failure = None
+    if _built_at() < _sources_mtime():
         failure = _build()
-        if failure:
-            return {"artifacts": None, "reason": failure}
+        if not BUILD.is_dir():
+            return {"artifacts": None, "reason": failure or "make build left no .aws-sam/build"}
     artifacts = {}
     for folder in sorted(p for p in BUILD.iterdir() if p.is_dir()):
         files = _files(folder)
@@ -68,11 +86,12 @@ def run() -> dict[str, Any]:
             "zipped_bytes": _zipped_bytes(folder),
             "files": len(files),
         }
-    built_at = (BUILD.parent / "build.toml").stat().st_mtime if (BUILD.parent / "build.toml").exists() else 0.0
     return {
         "artifacts": artifacts,
         "boto3_inside": _carrying(BUNDLED_BY_RUNTIME),
         "xray_sdk_inside": _carrying(XRAY_SDK),
-        "stale": _newest_mtime(SOURCES) > built_at,
+        # True only when a rebuild failed: the figures are then those of the older build.
+        "stale": _built_at() < _sources_mtime(),
+        "build_failure": failure,
         "build_dir": os.path.relpath(BUILD, REPO),
     }

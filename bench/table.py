@@ -52,6 +52,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         add(f"artifact {name}", f"package_bytes.{name}.zipped_bytes", unit=" B zipped")
     if "package" in results and _get(results, "package_bytes") is None:
         out.append(("artifacts", "n/a", "", str(_get(results, "package.reason"))))
+    if _get(results, "package.stale"):
+        out.append(("artifacts", "stale", "", f"older than the sources: {_get(results, 'package.build_failure')}"))
     add("boto3 in artifacts", "package.boto3_inside", "none", lambda v: not v)
     for name, error in (results.get("errors") or {}).items():
         out.append((name, "error", "", error[:60]))
