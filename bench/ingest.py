@@ -41,8 +41,9 @@ from bench.lifecycle import cart_event
 from bench.moto_stack import SECRET, bench_settings, lambda_environment, signed_api_event
 from bench.timing import median
 from cartrecovery.adapters.dynamo_codec import to_item
-from cartrecovery.adapters.scheduler import RETRY_POLICY
+from cartrecovery.adapters.scheduler import EventBridgeSchedules
 from cartrecovery.adapters.stores import encode_store
+from cartrecovery.domain.cart import Timer
 from cartrecovery.local.demo import demo_store_settings
 from cartrecovery.local.lambda_invoke import LambdaContext, load_module
 from cartrecovery.settings import Settings
@@ -163,23 +164,16 @@ def calls_floor_handler(
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": {f":a{i}": value for i, value in enumerate(cart_values.values())},
     }
+    # The schedule request as the product makes it: through its own adapter, with no other work around it.
+    schedules = EventBridgeSchedules(
+        scheduler,
+        "bench",
+        "arn:aws:lambda:ap-northeast-1:123456789012:function:bench-send",
+        "arn:aws:iam::123456789012:role/bench-scheduler",
+        "arn:aws:sqs:ap-northeast-1:123456789012:bench-dlq",
+    )
+    timer = Timer("cart_recovery", 1, datetime(2026, 12, 1, 2, tzinfo=UTC), "cr-0123456789abcdef0123456789abcdef")
     payload = {"store_id": "demo", "cart_id": "c-0123456789ab", "flow": "cart_recovery", "step": 1}
-    schedule = {  # as the product's Scheduler adapter makes it
-        "Name": "cr-0123456789abcdef0123456789abcdef",
-        "GroupName": "bench",
-        "ScheduleExpression": "at(2026-12-01T02:00:00)",
-        "ScheduleExpressionTimezone": "UTC",
-        "FlexibleTimeWindow": {"Mode": "OFF"},
-        "Target": {
-            "Arn": "arn:aws:lambda:ap-northeast-1:123456789012:function:bench-send",
-            "RoleArn": "arn:aws:iam::123456789012:role/bench-scheduler",
-            "Input": json.dumps({**payload, "due_at": "2026-12-01T02:00:00Z"}, separators=(",", ":")),
-            "RetryPolicy": RETRY_POLICY,
-            "DeadLetterConfig": {"Arn": "arn:aws:sqs:ap-northeast-1:123456789012:bench-dlq"},
-        },
-        "ActionAfterCompletion": "DELETE",
-        "State": "ENABLED",
-    }
 
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         answer = put(event, context)
@@ -187,7 +181,7 @@ def calls_floor_handler(
             client.update_item(**cart_write, ConditionExpression="attribute_exists(cart_id)")
         except client.exceptions.ConditionalCheckFailedException:
             client.update_item(**cart_write, ConditionExpression="attribute_not_exists(cart_id)")
-            scheduler.create_schedule(**schedule)
+            schedules.arm(timer, payload)
         return answer
 
     return handle

@@ -74,7 +74,8 @@ def _first_error(output: str) -> str:
 
 def run() -> dict[str, Any]:
     failure = None
-    if _built_at() < _sources_mtime():
+    sources_changed_at = _sources_mtime()  # the sources do not change while they are built
+    if _built_at() < sources_changed_at:
         failure = _build()
         if not BUILD.is_dir():
             return {"artifacts": None, "reason": failure or "make build left no .aws-sam/build"}
@@ -91,7 +92,7 @@ def run() -> dict[str, Any]:
         "boto3_inside": _carrying(BUNDLED_BY_RUNTIME),
         "xray_sdk_inside": _carrying(XRAY_SDK),
         # True only when a rebuild failed: the figures are then those of the older build.
-        "stale": _built_at() < _sources_mtime(),
+        "stale": _built_at() < sources_changed_at,
         "build_failure": failure,
         "build_dir": os.path.relpath(BUILD, REPO),
     }
