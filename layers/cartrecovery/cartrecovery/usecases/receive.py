@@ -45,20 +45,20 @@ def _authentic(stores: StoreRepository, store_id: str, verify_with: Callable[[St
     A cached store may predate a rotation, whose new secret must work at once: before refusing, the store
     is read again past the cache. (A 401 then costs two reads; an accepted request with a warm cache, none.)"""
     store = stores.get(store_id) if STORE_ID.match(store_id) else None
-    if store is None:
-        raise Rejected(401, "Unauthorized", UNAUTHORIZED_DETAIL)
+    if store is not None and _accepts(verify_with, store):
+        return store
+    fresh = stores.refresh(store_id) if store is not None and isinstance(stores, StoreCache) else None
+    if fresh is not None and fresh != store and _accepts(verify_with, fresh):
+        return fresh
+    raise Rejected(401, "Unauthorized", UNAUTHORIZED_DETAIL)
+
+
+def _accepts(verify_with: Callable[[Store], None], store: Store) -> bool:
     try:
         verify_with(store)
-        return store
-    except SignatureRejected as exc:
-        fresh = stores.refresh(store_id) if isinstance(stores, StoreCache) else None
-        if fresh is None or fresh == store:
-            raise Rejected(401, "Unauthorized", UNAUTHORIZED_DETAIL) from exc
-    try:
-        verify_with(fresh)
-    except SignatureRejected as exc:
-        raise Rejected(401, "Unauthorized", UNAUTHORIZED_DETAIL) from exc
-    return fresh
+    except SignatureRejected:
+        return False
+    return True
 
 
 def _invalid(exc: InvalidEvent) -> Rejected:
