@@ -94,6 +94,23 @@ def test_bad_rows_are_rejected_naming_each_and_nothing_is_stored(
     assert kept is not None and len(kept.products) == 3
 
 
+def test_a_json_catalog_with_half_a_surrogate_pair_is_rejected_and_a_whole_pair_is_kept(
+    svc: Services, store: Store, tmp_path: Path, cli: Cli
+) -> None:
+    # JSON may escape one half of a UTF-16 pair on its own; no email could carry the name it makes.
+    rows = '[{"sku": "TEA", "name": "%s", "url": "https://s.example/tea"}]'
+    bad = write(tmp_path / "bad.json", rows % "\\ud83c\\u8336")
+    code, _, err = cli("catalog", "upload", "--store", store.store_id, str(bad))
+    assert code == 1 and "nothing was stored" in err
+    assert "[0] (sku TEA): name must be valid Unicode: it holds an unpaired surrogate" in err
+    assert svc.stores.get_catalog(store.store_id) is None
+
+    whole = write(tmp_path / "whole.json", rows % "\\ud83c\\udf75\\u8336")  # 🍵茶, as a JSON encoder escapes it
+    assert cli("catalog", "upload", "--store", store.store_id, str(whole))[0] == 0
+    kept = svc.stores.get_catalog(store.store_id)
+    assert kept is not None and [p.name for p in kept.products] == ["🍵茶"]
+
+
 def test_a_catalog_over_the_limits_is_rejected_with_the_limit(
     svc: Services, store: Store, tmp_path: Path, cli: Cli
 ) -> None:

@@ -103,8 +103,12 @@ def shipped_subject(step: int) -> str:
             {SUBJECT: "【{{ shop.name }}】お忘れもの".encode("shift_jis")},
             [f"{SUBJECT}: not UTF-8"],
         ),
+        (  # Jinja turns the escape in a string literal into half a surrogate pair: SES could not send it
+            {SUBJECT: '【{{ shop.name }}】お忘れもの{{ "\\ud83c" }}'},
+            [f"{SUBJECT}: the output must be valid Unicode: it holds an unpaired surrogate"],
+        ),
     ],
-    ids=["undefined", "syntax", "sparse", "misplaced", "encoding"],
+    ids=["undefined", "syntax", "sparse", "misplaced", "encoding", "lone-surrogate"],
 )
 def test_a_broken_upload_is_rejected_naming_file_and_line_and_nothing_changes(
     svc: Services,

@@ -25,6 +25,7 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from cartrecovery import wiring
+from cartrecovery.cli import main as cli_main
 from cartrecovery.clock import ManualClock
 from cartrecovery.domain.store import Store
 from cartrecovery.local import resources
@@ -164,6 +165,21 @@ def svc(settings: Settings, clock: ManualClock, boto_session: boto3.session.Sess
         yield services
     finally:
         wiring.reset()
+
+
+@pytest.fixture
+def cli(svc: wiring.Services, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
+    """Runs the operator CLI in-process against the deployment (not ``--local``), on the test's tables;
+    returns (exit code, stdout, stderr)."""
+    monkeypatch.setattr(cli_main, "_services", lambda args: wiring.Services(svc.settings, svc.clock, svc._session))
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = cli_main.main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
 
 
 @pytest.fixture

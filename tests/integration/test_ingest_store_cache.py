@@ -75,19 +75,6 @@ def warm(svc: Services, template: dict[str, Any]) -> WarmIngest:
     return WarmIngest(svc, template)
 
 
-@pytest.fixture
-def cli(svc: Services, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
-    """Runs the operator CLI against the deployment (not ``--local``); returns (exit code, stdout)."""
-    monkeypatch.setattr(cli_main, "_services", lambda args: Services(svc.settings, svc.clock, svc._session))
-
-    def run(*argv: str) -> tuple[int, str]:
-        capsys.readouterr()
-        code = cli_main.main(list(argv))
-        return code, capsys.readouterr().out
-
-    return run
-
-
 def test_the_template_gives_ingest_the_cache_time_the_cli_waits_out(template: dict[str, Any]) -> None:
     assert float(function_environment(template, "IngestFunction")["STORE_CACHE_SECONDS"]) == INGEST_STORE_CACHE_SECONDS
 
@@ -123,13 +110,13 @@ def test_a_rotated_secret_works_at_once_and_a_revoked_one_has_stopped_when_the_c
 
     monkeypatch.setattr(cli_main, "_sleep", sleep)
 
-    code, out = cli("store", "rotate-secret", "--id", store.store_id, "--overlap-hours", "24")
+    code, out, _ = cli("store", "rotate-secret", "--id", store.store_id, "--overlap-hours", "24")
     assert code == 0 and slept == []  # the old secret stays valid a day: nothing to wait for
     new = next(word for word in out.split() if word.startswith("whsec_"))
     assert warm.post(store, new) == 202  # not in the warm copy, which is read again rather than refuse it
     assert warm.post(store, old) == 202  # the overlap
 
-    code, out = cli("store", "revoke-secret", "--id", store.store_id)
+    code, out, _ = cli("store", "revoke-secret", "--id", store.store_id)
 
     assert code == 0 and "revoked 1 secret(s)" in out
     assert slept == [INGEST_STORE_CACHE_SECONDS]
@@ -150,14 +137,14 @@ def test_a_rotation_without_overlap_waits_out_the_cache_and_one_with_nothing_to_
 
     monkeypatch.setattr(cli_main, "_sleep", sleep)
 
-    code, out = cli("store", "rotate-secret", "--id", store.store_id, "--overlap-hours", "0")
+    code, out, _ = cli("store", "rotate-secret", "--id", store.store_id, "--overlap-hours", "0")
 
     assert code == 0 and slept == [INGEST_STORE_CACHE_SECONDS]
     new = next(word for word in out.split() if word.startswith("whsec_"))
     assert warm.post(store, old) == 401
     assert warm.post(store, new) == 202
 
-    code, out = cli("store", "revoke-secret", "--id", store.store_id)
+    code, out, _ = cli("store", "revoke-secret", "--id", store.store_id)
     assert code == 0 and "revoked 0 secret(s)" in out
     assert slept == [INGEST_STORE_CACHE_SECONDS]  # nothing ended, so nothing to wait for
 
@@ -169,7 +156,7 @@ def test_a_rotated_shopify_secret_works_at_once_through_the_warm_copy_and_a_revo
     assert warm.post_shopify(store, old) == 200
     monkeypatch.setattr(cli_main, "_sleep", lambda seconds: setattr(warm, "now", warm.now + seconds))
 
-    code, out = cli("store", "rotate-secret", "--id", store.store_id, "--shopify", "--overlap-hours", "2")
+    code, out, _ = cli("store", "rotate-secret", "--id", store.store_id, "--shopify", "--overlap-hours", "2")
     assert code == 0
     new = out.splitlines()[0].rsplit(" ", 1)[1]  # "new shopify secret (shown once): <secret>"
     assert warm.post_shopify(store, new) == 200

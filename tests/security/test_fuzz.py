@@ -85,8 +85,10 @@ json_values = st.recursive(
 
 
 def encode(value: Any, ascii_only: bool = False) -> bytes:
+    """JSON text; half a surrogate pair is written as its escape when ``ascii_only``, else as the bytes a
+    careless encoder makes of it (not UTF-8)."""
     text = json.dumps(value, ensure_ascii=ascii_only)
-    return re.sub(r'"__raw__([^"]+)"', r"\1", text).encode()
+    return re.sub(r'"__raw__([^"]+)"', r"\1", text).encode("utf-8", "surrogatepass")
 
 
 def valid_event(email: str) -> dict[str, Any]:
@@ -146,7 +148,10 @@ def mutated_events(draw: st.DrawFn) -> bytes:
         parent[where[-1]] = number
     for _ in range(draw(st.integers(1, 4))):
         path = draw(st.sampled_from(_paths(event)))
-        replacement = draw(json_values | st.sampled_from(["", "x" * 5000, "javascript:alert(1)", "a@b", -1, 0, 10**9]))
+        replacement = draw(
+            json_values
+            | st.sampled_from(["", "x" * 5000, "javascript:alert(1)", "a@b", -1, 0, 10**9, "\ud83c", "茶\udf75"])
+        )
         if not path:
             event = replacement
             break
@@ -383,6 +388,48 @@ def test_an_amount_that_cannot_be_kept_exactly_is_a_400(local_stack: Any, amount
     status, answer = stack.post_event(encode(event))
     assert status == 400, answer
     assert answer["errors"][0]["path"] in ("", "cart.items[0].unit_price"), answer
+
+
+def test_half_a_surrogate_pair_in_a_new_carts_text_is_a_400_and_stores_nothing(local_stack: Any) -> None:
+    # Once answered 503: json.loads kept the lone half of the pair, and the cart's first write could not
+    # encode it; the sender retried the same event for hours. Now it is a 400 naming the field.
+    stack = local_stack
+    stack.advance_to_local_time(10)
+    cart_id, email = stack.new_id(), stack.unique_email("pair")
+    event = stack.cart_event(cart_id, email, stack.now())
+    event["cart"]["items"][0]["name"] = "抹茶ラテ LONE"
+    lone = encode(event).replace(b"LONE", b"\\ud83c")
+    status, answer = stack.post_event(lone)
+    assert status == 400, answer
+    assert [e["path"] for e in answer["errors"]] == ["cart.items[0].name"], answer
+    assert "unpaired surrogate" in answer["errors"][0]["message"]
+    assert stack.cart(cart_id) is None
+
+    # The whole pair, as an ASCII-only JSON encoder writes 🍵, is the same text the sender meant.
+    status, answer = stack.post_event(encode(event, ascii_only=True).replace(b"LONE", b"\\ud83c\\udf75"))
+    assert status == 202, answer
+    stack.advance(2 * 3600 + 60)
+    (email_sent,) = stack.outbox(to=email)
+    assert "抹茶ラテ 🍵" in email_sent["text"] and "抹茶ラテ 🍵" in email_sent["html"]
+
+    # A Shopify checkout is mapped onto the same event and checked the same way.
+    token = uuid.uuid4().hex
+    checkout = {
+        "id": 1000 + uuid.uuid4().int % 10**9,
+        "token": token,
+        "email": stack.unique_email(),
+        "buyer_accepts_marketing": False,
+        "created_at": stack.now().isoformat(),
+        "updated_at": stack.now().isoformat(),
+        "currency": "JPY",
+        "line_items": [{"sku": "TEA-001", "title": "抹茶ラテ LONE", "quantity": 1, "price": "1280"}],
+        "total_price": "1280",
+        "abandoned_checkout_url": f"https://shop.example.jp/checkouts/{token}/recover",
+    }
+    raw = json.dumps(checkout).encode().replace(b"LONE", b"\\udf75")
+    status, answer = stack.post_shopify(raw, "checkouts/create")
+    assert status == 400, answer
+    assert [e["path"] for e in answer["errors"]] == ["cart.items[0].name"], answer
 
 
 def test_amounts_with_trailing_zeros_or_float_noise_are_accepted(local_stack: Any) -> None:

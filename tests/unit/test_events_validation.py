@@ -245,6 +245,27 @@ def test_bodies_that_are_not_json_or_use_non_finite_numbers_are_invalid() -> Non
         assert [e.path for e in caught.value.errors] == [""]
 
 
+def test_half_a_surrogate_pair_is_refused_in_every_text_field_and_a_whole_pair_is_kept() -> None:
+    # JSON may escape one half of a UTF-16 pair on its own; json.loads keeps it as a code point that no UTF-8
+    # text holds, so the cart's write or its email would fail on it long after a 202.
+    body = cart_updated("2026-12-01T10:15:00+09:00")
+    body["customer"]["name"] = "山田 LONE"
+    body["cart"]["id"] = "c-LONE"
+    body["cart"]["items"][0]["sku"] = "LONETEA"
+    body["cart"]["items"][0]["related_skus"] = ["CUP-1", "CUP-LONE"]
+    raw = json.dumps(body, ensure_ascii=False).replace("LONE", "\\udc00").encode()
+
+    errors = errors_of(decode_json(raw))
+    assert set(errors) == {"customer.name", "cart.id", "cart.items[0].sku", "cart.items[0].related_skus[1]"}
+    assert errors["cart.id"].endswith("holds an unpaired surrogate (a lone \\ud800-\\udfff escape)")
+
+    body["cart"]["items"][0]["name"] = "抹茶ラテ 🍵"
+    escaped = json.dumps(cart_updated("2026-12-01T10:15:00+09:00", items=[body["cart"]["items"][0]]))
+    assert "\\ud83c\\udf75" in escaped  # a whole pair, as an ASCII-only JSON encoder writes it
+    event = parse_event(decode_json(escaped.encode()))
+    assert event.cart is not None and event.cart.items[0].name == "抹茶ラテ 🍵"
+
+
 def test_booleans_are_not_numbers_and_amounts_are_never_negative() -> None:
     body = cart_updated("2026-12-01T10:15:00Z")
     body["cart"]["items"][0]["quantity"] = True

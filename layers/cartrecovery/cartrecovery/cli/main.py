@@ -32,6 +32,7 @@ from cartrecovery.cli.coupons import add_coupon_parsers
 from cartrecovery.cli.send_event import add_send_event_parser, business_now
 from cartrecovery.cli.templates import add_template_parsers
 from cartrecovery.clock import SystemClock, isoformat, parse_rfc3339
+from cartrecovery.domain.text import has_unpaired_surrogate
 from cartrecovery.ports import AlreadyExists
 from cartrecovery.settings import INGEST_STORE_CACHE_SECONDS
 from cartrecovery.usecases.erase import erase_shopper
@@ -60,8 +61,27 @@ def _wait_out_ingest_cache(args: argparse.Namespace) -> None:
     _sleep(INGEST_STORE_CACHE_SECONDS)
 
 
+def _settings_file(path: str | None) -> dict[str, Any]:
+    """The ``--settings`` file's JSON object; ``InvalidStore`` says what is wrong with the file."""
+    if not path:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidStore(f"cannot read --settings {path}: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidStore(f"--settings {path} is not valid JSON: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise InvalidStore(f"--settings {path} must hold a JSON object of settings, not {type(data).__name__}")
+    return data
+
+
 def cmd_store_create(args: argparse.Namespace) -> int:
-    data: dict[str, Any] = json.loads(Path(args.settings).read_text()) if args.settings else {}
+    try:
+        data = _settings_file(args.settings)
+    except InvalidStore as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     data.update(
         {
             k: v
@@ -311,8 +331,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _undecodable_argument(args: argparse.Namespace) -> str | None:
+    """The first argument holding bytes that were not UTF-8 on the command line (Python keeps each such
+    byte as a lone surrogate, which would fail only later, inside an AWS call or a rendering)."""
+    for name, value in vars(args).items():
+        if isinstance(value, str) and has_unpaired_surrogate(value):
+            return name
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    undecodable = _undecodable_argument(args)
+    if undecodable is not None:
+        parser.error(f"the {undecodable.rstrip('_').replace('_', '-')} argument is not valid UTF-8 text")
     return int(args.func(args))
 
 

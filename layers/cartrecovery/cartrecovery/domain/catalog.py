@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cartrecovery.domain.events import MAX_ID, MAX_TEXT, MAX_URL
+from cartrecovery.domain.text import NOT_UNICODE, has_unpaired_surrogate
 
 MAX_PRODUCTS = 5_000
 MAX_SKU = MAX_ID  # as an event's SKU, which step 3 looks up here
@@ -181,6 +182,9 @@ def _text(fields: dict[str, Any], key: str, limit: int, errors: list[str], *, re
         return None
     if not isinstance(value, str):
         errors.append(f"{key} must be text")
+        return None
+    if has_unpaired_surrogate(value):
+        errors.append(f"{key} {NOT_UNICODE}")
         return None
     value = value.strip()
     if len(value) > limit:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cartrecovery.clock import parse_rfc3339
+from cartrecovery.domain.text import NOT_UNICODE, has_unpaired_surrogate
 
 CART_ACTIVITY = frozenset({"cart.updated", "checkout.started"})
 EVENT_TYPES = frozenset(
@@ -199,6 +200,9 @@ class _Validator:
             return None
         if required and not value.strip():
             self.fail(path, "must not be empty")
+            return None
+        if has_unpaired_surrogate(value):
+            self.fail(path, NOT_UNICODE)
             return None
         if len(value) > max_len:
             self.fail(path, f"must be at most {max_len} characters")
@@ -392,6 +396,8 @@ class _Validator:
         for index, sku in enumerate(value):
             if not isinstance(sku, str) or not sku.strip():
                 self.fail(f"{path}[{index}]", "must be a non-empty string")
+            elif has_unpaired_surrogate(sku):
+                self.fail(f"{path}[{index}]", NOT_UNICODE)
             elif len(sku) > MAX_ID:
                 self.fail(f"{path}[{index}]", f"must be at most {MAX_ID} characters")
             else:

@@ -253,6 +253,37 @@ class StoreSettings:
         )
 
 
+def settings_shape_problem(data: dict[str, Any]) -> str | None:
+    """What in hand-written settings has the wrong JSON shape (``flows.x must be an object``), checked before
+    ``StoreSettings.from_dict`` reads it; None when every part is shaped as that reader expects. Settings read
+    back from the store table were written by ``to_dict`` and are not checked again."""
+    for key in ("legal", "coupon", "reassurance", "help"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            return f"{key} must be an object"
+    flows = data.get("flows")
+    if flows is not None:
+        if not isinstance(flows, dict):
+            return "flows must be an object of flows by name"
+        for name, flow in flows.items():
+            if not isinstance(flow, dict):
+                return f"flows.{name} must be an object"
+            problem = _objects(flow.get("steps"), f"flows.{name}.steps")
+            if problem:
+                return problem
+    if data.get("recommendations") is not None:
+        return _objects(data["recommendations"], "recommendations")
+    return None
+
+
+def _objects(value: Any, path: str) -> str | None:
+    if not isinstance(value, list):
+        return f"{path} must be a list"
+    for index, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            return f"{path}[{index}] must be an object"
+    return None
+
+
 def _amount(value: Any, name: str) -> Decimal | None:
     """A threshold from settings (a number or its text, in the store's currency); None when not set."""
     if value is None or value == "":

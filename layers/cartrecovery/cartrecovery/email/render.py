@@ -27,6 +27,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 import cartrecovery
+from cartrecovery.domain.text import NOT_UNICODE, has_unpaired_surrogate
 from cartrecovery.email.money import format_money
 
 TEMPLATES_DIR_ENV = "CARTRECOVERY_TEMPLATES_DIR"
@@ -177,9 +178,14 @@ class EmailRenderer:
 
     def _render(self, name: str, context: Mapping[str, Any]) -> str:
         try:
-            return self._env.get_template(name).render(context)
+            rendered = self._env.get_template(name).render(context)
         except Exception as exc:  # UndefinedError, SecurityError, a missing include, a filter's error
             raise self._error(exc, name) from exc
+        if has_unpaired_surrogate(rendered):
+            # Events and settings are checked for these where they come in; a template's own string
+            # literal ("\ud800") is what is left, and SES could not send the result.
+            raise TemplateError(f"{name}: the output {NOT_UNICODE}; no email can carry it", name)
+        return rendered
 
     def _error(self, exc: Exception, name: str) -> TemplateError:
         if isinstance(exc, jinja2.TemplateSyntaxError):

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cartrecovery.clock import Clock, isoformat
-from cartrecovery.domain.store import STORE_ID, SecretEntry, Store, StoreSettings
+from cartrecovery.domain.store import STORE_ID, SecretEntry, Store, StoreSettings, settings_shape_problem
+from cartrecovery.domain.text import NOT_UNICODE, unpaired_surrogate_path
 from cartrecovery.ports import StoreRepository
 from cartrecovery.signing import new_secret
 
@@ -43,9 +44,17 @@ def create_store(
     webhook_secret: str | None = None,
     shopify_secret: str | None = None,
 ) -> Store:
+    broken = unpaired_surrogate_path(settings_data)
+    if broken is not None:
+        raise InvalidStore(f"invalid store settings: {broken} {NOT_UNICODE}")
+    problem = settings_shape_problem(settings_data)
+    if problem is not None:
+        raise InvalidStore(f"invalid store settings: {problem}")
     try:
         settings = StoreSettings.from_dict(settings_data)
-    except (KeyError, ValueError, TypeError) as exc:
+    except KeyError as exc:
+        raise InvalidStore(f"invalid store settings: {exc} is required") from exc
+    except (ValueError, TypeError) as exc:
         raise InvalidStore(f"invalid store settings: {exc}") from exc
     store = new_store(settings, clock.now(), webhook_secret, shopify_secret)
     repo.create(store)
