@@ -30,6 +30,7 @@ BAD_CSV = (
     "WHISK,茶筅,https://kotonoha.example.jp/p/whisk,2750\n"
     "KETTLE,鉄瓶,ftp://kotonoha.example.jp/p/kettle,9800\n"
     "CUP,,https://kotonoha.example.jp/p/cup,-1\n"
+    "POT,急須,https://[kotonoha.example.jp/p/pot,4400\n"
 )
 
 
@@ -85,6 +86,7 @@ def test_bad_rows_are_rejected_naming_each_and_nothing_is_stored(
     assert "row 3 (sku KETTLE): url must be an absolute https URL" in err
     assert "row 4 (sku CUP): name is required" in err
     assert "row 4 (sku CUP): price must be a number such as 3240 or 12.50, got '-1'" in err
+    assert "row 5 (sku POT): url must be an absolute https URL, got 'https://[kotonoha" in err
     assert svc.stores.get_catalog(store.store_id) is None
 
     # A bad file never replaces a good catalog either

@@ -150,7 +150,9 @@ def mutated_events(draw: st.DrawFn) -> bytes:
         path = draw(st.sampled_from(_paths(event)))
         replacement = draw(
             json_values
-            | st.sampled_from(["", "x" * 5000, "javascript:alert(1)", "a@b", -1, 0, 10**9, "\ud83c", "茶\udf75"])
+            | st.sampled_from(
+                ["", "x" * 5000, "javascript:alert(1)", "a@b", -1, 0, 10**9, "\ud83c", "茶\udf75", "https://[::1/x"]
+            )
         )
         if not path:
             event = replacement
@@ -388,6 +390,17 @@ def test_an_amount_that_cannot_be_kept_exactly_is_a_400(local_stack: Any, amount
     status, answer = stack.post_event(encode(event))
     assert status == 400, answer
     assert answer["errors"][0]["path"] in ("", "cart.items[0].unit_price"), answer
+
+
+@pytest.mark.parametrize("url", ["https://[::1/cart", "https://shop.example.jp:99999/cart"])
+def test_a_url_that_cannot_be_taken_apart_is_a_400(local_stack: Any, url: str) -> None:
+    # The first once answered 503: urlsplit raised on the unclosed bracket inside the validator.
+    stack = local_stack
+    event = stack.cart_event(stack.new_id(), stack.unique_email(), stack.now(), consent=False)
+    event["cart"]["items"][0]["image_url"] = url
+    status, answer = stack.post_event(encode(event))
+    assert status == 400, answer
+    assert answer["errors"] == [{"path": "cart.items[0].image_url", "message": "must be an absolute http(s) URL"}]
 
 
 def test_half_a_surrogate_pair_in_a_new_carts_text_is_a_400_and_stores_nothing(local_stack: Any) -> None:

@@ -116,6 +116,23 @@ def test_a_url_with_any_whitespace_in_it_is_refused(space: str) -> None:
     assert parse_event(cart_updated("2026-12-01T10:15:00+09:00")).cart is not None  # no space, no error
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://[::1/cart",  # urlsplit raises on the unclosed bracket: this once answered 503
+        "https://[not-an-address]/cart",
+        "https://shop.example.jp:99999/cart",  # no such port: reading it raises, as an email client would refuse it
+        "https://shop.example.jp:https/cart",
+    ],
+)
+def test_a_url_that_cannot_be_taken_apart_is_refused_not_an_error(url: str) -> None:
+    body = cart_updated("2026-12-01T10:15:00+09:00")
+    body["cart"]["recovery_url"] = url
+    assert errors_of(body) == {"cart.recovery_url": "must be an absolute http(s) URL"}
+    body["cart"]["recovery_url"] = "https://[2001:db8::1]:8443/cart"  # brackets and a port, done right
+    assert parse_event(body).cart is not None
+
+
 def test_the_api_answers_400_listing_every_bad_field_with_its_path() -> None:
     world = World.create(datetime(2026, 12, 1, 1, 0, tzinfo=UTC))
     body = cart_updated("2026-12-01T10:15:00+09:00")

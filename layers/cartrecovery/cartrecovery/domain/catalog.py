@@ -197,8 +197,12 @@ def _https(fields: dict[str, Any], key: str, errors: list[str], *, required: boo
     value = _text(fields, key, MAX_URL, errors, required=required)
     if value is None:
         return None
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname or any(c.isspace() for c in value):
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port out of range, as every later reader of the URL would
+    except ValueError:  # an unclosed "[" of an IPv6 host, a port that is not a number
+        parts = None
+    if parts is None or parts.scheme != "https" or not parts.hostname or any(c.isspace() for c in value):
         errors.append(f"{key} must be an absolute https URL, got {value[:80]!r}")
         return None
     return value

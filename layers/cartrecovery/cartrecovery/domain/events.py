@@ -227,8 +227,12 @@ class _Validator:
         text = self.string(data, key, path, required=required, max_len=MAX_URL)
         if text is None:
             return None
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.netloc or _WHITESPACE.search(text):
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 - raises on a port out of range, as every later reader of the URL would
+        except ValueError:  # an unclosed "[" of an IPv6 host, a port that is not a number
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or _WHITESPACE.search(text):
             self.fail(path, "must be an absolute http(s) URL")
             return None
         return text
