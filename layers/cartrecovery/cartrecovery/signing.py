@@ -15,6 +15,9 @@ import time
 from collections.abc import Iterable
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a format prefix, not a secret)
+# The key sizes Standard Webhooks allows a secret (the ones made here are 32 bytes).
+MIN_KEY_BYTES = 24
+MAX_KEY_BYTES = 64
 TOLERANCE_SECONDS = 300
 
 

@@ -46,6 +46,7 @@ def _services(args: argparse.Namespace) -> Services:
 
 
 _sleep = time.sleep  # replaced by the tests
+MAX_OVERLAP_HOURS = 8760  # a year: longer is no rotation at all
 
 
 def _wait_out_ingest_cache(args: argparse.Namespace) -> None:
@@ -165,6 +166,16 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     print(f"new {kind} secret{'' if args.value else ' (shown once)'}: {fresh}")
     print(f"the previous secret stays valid for {args.overlap_hours} h; `store revoke-secret` ends it now")
     return 0
+
+
+def _overlap_hours(text: str) -> float:
+    try:
+        hours = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of hours: {text!r}") from None
+    if not 0 <= hours <= MAX_OVERLAP_HOURS:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_OVERLAP_HOURS} hours, got {text!r}")
+    return hours
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
@@ -294,7 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     rotate = store_commands.add_parser("rotate-secret", help="issue a new secret; the old one expires later")
     rotate.add_argument("--id", required=True)
     rotate.add_argument("--shopify", action="store_true", help="rotate the Shopify secret instead")
-    rotate.add_argument("--overlap-hours", type=float, default=24.0)
+    rotate.add_argument(
+        "--overlap-hours",
+        type=_overlap_hours,
+        default=24.0,
+        help="how long the current secret keeps working, 0 to 8760 (default 24)",
+    )
     rotate.add_argument("--value", help="use this secret instead of generating one (e.g. Shopify's new key)")
     rotate.set_defaults(func=cmd_rotate)
     revoke = store_commands.add_parser("revoke-secret", help="expire every secret but the newest, now")

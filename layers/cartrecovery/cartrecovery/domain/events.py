@@ -122,6 +122,33 @@ class Event:
     order: Order | None = None
 
 
+# What an event's fields and a store's settings must be; the messages name the rule.
+NOT_EMAIL = "must be an email address"
+NOT_LANGUAGE_TAG = "must be a language tag such as ja or en-US"
+NOT_TIME_ZONE = "must be an IANA time zone such as Asia/Tokyo"
+NOT_CURRENCY = "must be an ISO 4217 code such as JPY"
+
+
+def is_email_address(text: str) -> bool:
+    return _EMAIL.match(text) is not None
+
+
+def is_language_tag(text: str) -> bool:
+    return _LOCALE.match(text) is not None
+
+
+def is_currency_code(text: str) -> bool:
+    return _CURRENCY.match(text) is not None
+
+
+def is_time_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):  # ValueError: a key that is not a plain relative path
+        return False
+    return True
+
+
 def decode_json(body: bytes) -> Any:
     """Parse a body with decimals kept exact; raises ``InvalidEvent`` for bytes that are not JSON."""
     try:
@@ -262,8 +289,8 @@ class _Validator:
 
     def currency(self, data: dict[str, Any], key: str, path: str, *, required: bool) -> str | None:
         text = self.string(data, key, path, required=required, max_len=3)
-        if text is not None and not _CURRENCY.match(text):
-            self.fail(path, "must be an ISO 4217 code such as JPY")
+        if text is not None and not is_currency_code(text):
+            self.fail(path, NOT_CURRENCY)
             return None
         return text
 
@@ -272,20 +299,17 @@ class _Validator:
         if data is None:
             return None
         email = self.string(data, "email", f"{path}.email", max_len=254)
-        if email is not None and not _EMAIL.match(email):
-            self.fail(f"{path}.email", "must be an email address")
+        if email is not None and not is_email_address(email):
+            self.fail(f"{path}.email", NOT_EMAIL)
             email = None
         locale = self.string(data, "locale", f"{path}.locale", max_len=35)
-        if locale is not None and not _LOCALE.match(locale):
-            self.fail(f"{path}.locale", "must be a language tag such as ja or en-US")
+        if locale is not None and not is_language_tag(locale):
+            self.fail(f"{path}.locale", NOT_LANGUAGE_TAG)
             locale = None
         zone = self.string(data, "timezone", f"{path}.timezone", max_len=64)
-        if zone is not None:
-            try:
-                ZoneInfo(zone)
-            except (ZoneInfoNotFoundError, ValueError):
-                self.fail(f"{path}.timezone", "must be an IANA time zone such as Asia/Tokyo")
-                zone = None
+        if zone is not None and not is_time_zone(zone):
+            self.fail(f"{path}.timezone", NOT_TIME_ZONE)
+            zone = None
         consent = None
         if "marketing_consent" in data and data["marketing_consent"] is not None:
             consent = self.consent(data["marketing_consent"], f"{path}.marketing_consent")

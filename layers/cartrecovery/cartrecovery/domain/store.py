@@ -14,6 +14,17 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
+from cartrecovery.domain.events import (
+    NOT_CURRENCY,
+    NOT_EMAIL,
+    NOT_LANGUAGE_TAG,
+    NOT_TIME_ZONE,
+    is_currency_code,
+    is_email_address,
+    is_language_tag,
+    is_time_zone,
+)
+
 STORE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 CART_RECOVERY = "cart_recovery"
 
@@ -272,6 +283,27 @@ def settings_shape_problem(data: dict[str, Any]) -> str | None:
                 return problem
     if data.get("recommendations") is not None:
         return _objects(data["recommendations"], "recommendations")
+    return None
+
+
+def settings_value_problem(settings: StoreSettings) -> str | None:
+    """What in new settings would fail every email later (SES refuses the sender, the timer cannot find the
+    time zone), said now; None when there is nothing. Stores already saved are not checked again on read."""
+    checks = [
+        ("sender_email", settings.sender_email, is_email_address, f"{NOT_EMAIL} (a verified SES identity)"),
+        ("timezone", settings.timezone, is_time_zone, NOT_TIME_ZONE),
+        ("locale", settings.locale, is_language_tag, NOT_LANGUAGE_TAG),
+        ("currency", settings.currency, is_currency_code, NOT_CURRENCY),
+    ]
+    for name, value, valid, message in checks:
+        if not valid(value):
+            return f"{name} {message}, got {value[:60]!r}"
+    if settings.url and urlsplit(settings.url).scheme not in ("http", "https"):
+        return f"url must be an absolute http(s) URL, got {settings.url[:60]!r}"
+    for flow in settings.flows.values():
+        for step in flow.steps:
+            if step.step < 1 or step.delay_seconds < 0:
+                return f"flows.{flow.name}: step numbers start at 1 and delays are 0 seconds or more"
     return None
 
 

@@ -8,10 +8,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cartrecovery.clock import Clock, isoformat
-from cartrecovery.domain.store import STORE_ID, SecretEntry, Store, StoreSettings, settings_shape_problem
+from cartrecovery.domain.store import (
+    STORE_ID,
+    SecretEntry,
+    Store,
+    StoreSettings,
+    settings_shape_problem,
+    settings_value_problem,
+)
 from cartrecovery.domain.text import NOT_UNICODE, unpaired_surrogate_path
 from cartrecovery.ports import StoreRepository
-from cartrecovery.signing import new_secret
+from cartrecovery.signing import MAX_KEY_BYTES, MIN_KEY_BYTES, SECRET_PREFIX, new_secret, secret_key
 
 # During a rotation the old secret keeps working this long, so senders can switch without losing events.
 DEFAULT_OVERLAP = timedelta(hours=24)
@@ -44,6 +51,8 @@ def create_store(
     webhook_secret: str | None = None,
     shopify_secret: str | None = None,
 ) -> Store:
+    """A new store from settings as an operator writes them (flags and a JSON file); ``InvalidStore`` names the
+    first thing wrong, checked in the order it would be fixed: the text, the shape, then the values."""
     broken = unpaired_surrogate_path(settings_data)
     if broken is not None:
         raise InvalidStore(f"invalid store settings: {broken} {NOT_UNICODE}")
@@ -56,6 +65,12 @@ def create_store(
         raise InvalidStore(f"invalid store settings: {exc} is required") from exc
     except (ValueError, TypeError) as exc:
         raise InvalidStore(f"invalid store settings: {exc}") from exc
+    problem = settings_value_problem(settings)
+    if problem is not None:
+        raise InvalidStore(f"invalid store settings: {problem}")
+    for kind, value in (("webhook", webhook_secret), ("shopify", shopify_secret)):
+        if value is not None:
+            _check_secret_value(kind, value)
     store = new_store(settings, clock.now(), webhook_secret, shopify_secret)
     repo.create(store)
     return store
@@ -72,6 +87,10 @@ def rotate_secret(
 ) -> str:
     """Add a new secret and let the current ones expire after ``overlap``; returns the new secret.
     ``value`` sets a secret chosen elsewhere (Shopify signs with the app's or the shop's own key)."""
+    if overlap < timedelta(0):
+        raise InvalidStore("the overlap must be 0 hours or more")
+    if value is not None:
+        _check_secret_value(kind, value)
     store = _get(repo, store_id)
     now = clock.now()
     fresh = value or (new_secret() if kind == "webhook" else secrets.token_hex(32))
@@ -81,6 +100,25 @@ def rotate_secret(
     updated = (*kept, SecretEntry(fresh, isoformat(now)))
     repo.save(dataclasses.replace(store, **{f"{kind}_secrets": updated}))
     return fresh
+
+
+def _check_secret_value(kind: str, value: str) -> None:
+    """A secret chosen elsewhere must be one that can sign: stored as it is, a malformed one would be in
+    force yet match no request."""
+    if kind == "webhook":
+        try:
+            key = secret_key(value) if value.startswith(SECRET_PREFIX) else b""
+        except ValueError:
+            key = b""
+        if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
+            raise InvalidStore(
+                f"a webhook secret is {SECRET_PREFIX} followed by the base64 of {MIN_KEY_BYTES}-{MAX_KEY_BYTES} "
+                "random bytes (Standard Webhooks); leave --value out to have one made"
+            )
+    elif not value or len(value) > 200 or not value.isascii() or not value.isprintable() or " " in value:
+        raise InvalidStore(
+            "a Shopify secret is the app's key as Shopify shows it: up to 200 ASCII characters, no spaces"
+        )
 
 
 def revoke_secrets(repo: StoreRepository, store_id: str, clock: Clock, *, kind: str = "webhook") -> int:

@@ -1,0 +1,155 @@
+"""``cartrecovery store create`` and ``store rotate-secret`` with a hand-written ``--settings`` file and odd
+arguments: every mistake is one line on stderr that says what is wrong and where, a non-zero exit, and
+nothing is created or changed; nothing ends in a traceback, in a store whose every email would fail later,
+or in a secret that is in force but matches no request."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cartrecovery.domain.store import Store
+from cartrecovery.signing import sign
+from cartrecovery.wiring import Services
+
+CREATE = ("store", "create", "--id", "new-shop", "--name", "新茶屋", "--sender-email", "shop@shincha.example.jp")
+
+
+def settings_file(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "settings.json"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{not json", "is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2"),
+        ("[1, 2]", "must hold a JSON object of settings, not list"),
+        ('{"flows": {"cart_recovery": 1}}', "invalid store settings: flows.cart_recovery must be an object"),
+        ('{"flows": {"cart_recovery": {}}}', "invalid store settings: flows.cart_recovery.steps must be a list"),
+        ('{"flows": {"cart_recovery": {"steps": [3600]}}}', "flows.cart_recovery.steps[0] must be an object"),
+        ('{"flows": {"cart_recovery": {"steps": [{"step": 1}]}}}', "store settings: 'delay_seconds' is required"),
+        ('{"coupon": "WELCOME10"}', "invalid store settings: coupon must be an object"),
+        ('{"recommendations": ["TEA-001"]}', "invalid store settings: recommendations[0] must be an object"),
+        # JSON may escape half of a UTF-16 pair alone; no email could carry the legal name it makes.
+        ('{"legal": {"sender_name": "株式会社\\ud83c新茶屋"}}', "legal.sender_name must be valid Unicode"),
+    ],
+    ids=["json", "not-object", "flow", "steps", "step", "step-key", "coupon", "recommendation", "surrogate"],
+)
+def test_a_bad_settings_file_is_one_clear_error_and_creates_nothing(
+    svc: Services, cli: Any, tmp_path: Path, text: str, expected: str
+) -> None:
+    code, out, err = cli(*CREATE, "--settings", settings_file(tmp_path, text))
+
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and expected in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert svc.stores.get("new-shop") is None
+
+
+def test_a_missing_settings_file_is_named(svc: Services, cli: Any, tmp_path: Path) -> None:
+    code, _, err = cli(*CREATE, "--settings", str(tmp_path / "nowhere.json"))
+    assert code == 2 and f"cannot read --settings {tmp_path / 'nowhere.json'}: No such file or directory" in err
+    assert svc.stores.get("new-shop") is None
+
+
+def test_a_good_settings_file_with_a_whole_surrogate_pair_is_kept_as_written(
+    svc: Services, cli: Any, tmp_path: Path
+) -> None:
+    text = json.dumps({"legal": {"sender_name": "株式会社新茶屋 🍵", "address": "京都市", "contact": "03-0000-0000"}})
+    assert "\\ud83c\\udf75" in text  # the pair as json.dumps escapes it
+    code, out, err = cli(*CREATE, "--settings", settings_file(tmp_path, text))
+
+    assert code == 0, err
+    assert "store created: new-shop" in out
+    store = svc.stores.get("new-shop")
+    assert store is not None and store.settings.legal.sender_name == "株式会社新茶屋 🍵"
+
+
+def test_an_argument_that_was_not_utf8_on_the_command_line_is_refused_before_any_call(
+    svc: Services, cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Python keeps each byte of a command line that is not UTF-8 as a lone surrogate (here \xff as \udcff).
+    with pytest.raises(SystemExit) as exited:
+        cli(*CREATE[:5], "新茶屋\udcff", *CREATE[6:])
+
+    assert exited.value.code == 2
+    assert "error: the name argument is not valid UTF-8 text" in capsys.readouterr().err
+    assert svc.stores.get("new-shop") is None
+
+
+@pytest.mark.parametrize(
+    ("flags", "in_file", "expected"),
+    [
+        (("--sender-email", "shop"), {}, "sender_email must be an email address (a verified SES identity), got 'shop'"),
+        (("--timezone", "Mars/Olympus"), {}, "timezone must be an IANA time zone such as Asia/Tokyo"),
+        (("--locale", "../../etc"), {}, "locale must be a language tag such as ja or en-US"),
+        ((), {"currency": "yen"}, "currency must be an ISO 4217 code such as JPY, got 'yen'"),
+        (("--url", "shop.example.jp"), {}, "url must be an absolute http(s) URL, got 'shop.example.jp'"),
+        ((), {"flows": {"cart_recovery": {"steps": [{"step": 1, "delay_seconds": -60}]}}}, "delays are 0 seconds"),
+        (("--shopify-secret", "two words"), {}, "a Shopify secret is the app's key as Shopify shows it"),
+    ],
+    ids=["sender", "timezone", "locale", "currency", "url", "delay", "shopify-secret"],
+)
+def test_settings_that_would_fail_every_email_later_are_refused_now(
+    svc: Services, cli: Any, tmp_path: Path, flags: tuple[str, ...], in_file: dict[str, Any], expected: str
+) -> None:
+    # A store with time zone Mars/Olympus once took events and dead-lettered every one of its timers.
+    argv = [*CREATE, "--settings", settings_file(tmp_path, json.dumps(in_file))]
+    for flag, value in zip(flags[::2], flags[1::2], strict=True):
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv += [flag, value]
+    code, out, err = cli(*argv)
+
+    assert code == 2 and out == "" and expected in err, err
+    assert svc.stores.get("new-shop") is None
+
+
+def _whsec(nbytes: int) -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(nbytes)).decode()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["short", _whsec(8), _whsec(65), "whsec_not base64!", base64.b64encode(secrets.token_bytes(32)).decode(), ""],
+    ids=["plain", "8-bytes", "65-bytes", "not-base64", "no-prefix", "empty"],
+)
+def test_a_webhook_secret_that_cannot_sign_is_refused_and_the_store_keeps_its_secrets(
+    svc: Services, store: Store, cli: Any, value: str
+) -> None:
+    code, out, err = cli("store", "rotate-secret", "--id", store.store_id, "--value", value)
+
+    assert code == 1 and "new webhook secret" not in out
+    assert "a webhook secret is whsec_ followed by the base64 of 24-64 random bytes" in err, err
+    assert svc.stores.get(store.store_id) == store
+
+
+def test_a_webhook_secret_made_elsewhere_is_taken_and_signs(svc: Services, store: Store, cli: Any) -> None:
+    value = _whsec(32)
+    code, out, err = cli("store", "rotate-secret", "--id", store.store_id, "--value", value)
+
+    assert code == 0, err
+    assert f"new webhook secret: {value}" in out
+    rotated = svc.stores.get(store.store_id)
+    assert rotated is not None and rotated.webhook_secrets[-1].secret == value
+    assert sign(value, "msg-1", 1, b"{}").startswith("v1,")
+
+
+@pytest.mark.parametrize("hours", ["-5", "nan", "1e20", "inf", "a day"])
+def test_an_overlap_outside_zero_to_a_year_is_a_usage_error(
+    svc: Services, store: Store, cli: Any, capsys: pytest.CaptureFixture[str], hours: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli("store", "rotate-secret", "--id", store.store_id, "--overlap-hours", hours)
+
+    assert exited.value.code == 2
+    assert "argument --overlap-hours:" in capsys.readouterr().err
+    assert svc.stores.get(store.store_id) == store
