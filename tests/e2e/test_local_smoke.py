@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -74,3 +75,37 @@ def test_demo_store_settings_have_the_contract_keys(local_stack: LocalStack) -> 
         assert settings["legal"].get(key), f"legal.{key}"
     assert "secret" not in response.text.lower()
     assert local_stack.secret not in response.text
+
+
+def test_the_cli_report_is_the_contract_json_and_refuses_what_it_cannot_answer(local_stack: LocalStack) -> None:
+    stack = local_stack
+    stack.advance_to_local_time(10)
+    email = stack.unique_email("report")
+    assert stack.post_event(stack.cart_event(stack.new_id(), email, stack.now()))[0] == 202
+    stack.advance(3 * 3600)
+    (sent,) = stack.outbox(to=email)
+    day = sent["sent_at"][:10]  # a Tokyo morning is the same day in UTC
+
+    for argv in ((), ("--from", day, "--to", day)):  # the default days are /_local/report's
+        answer = stack.cli("report", "--store", "demo", "--json", *argv)
+        assert answer.returncode == 0, answer.stderr
+        report = json.loads(answer.stdout)
+        assert report == stack.report(day_from=argv[1] if argv else None, day_to=argv[3] if argv else None)
+    assert set(report) >= {"store", "from", "to", "rows", "totals"}
+    assert report["from"] == report["to"] == day
+    row = next(r for r in report["rows"] if (r["flow"], r["step"]) == ("cart_recovery", 1))
+    assert row["sent"] >= 1 and report["totals"]["sent"] >= row["sent"]
+
+    table = stack.cli("report", "--store", "demo", "--from", day, "--to", day)
+    assert table.returncode == 0 and f"demo  {day} .. {day}" in table.stdout
+    assert table.stdout.splitlines()[-1].split()[:2] == ["total", str(report["totals"]["sent"])]
+
+    refused = {
+        ("--store", "no-such-store"): (1, "error: no store 'no-such-store'"),
+        ("--store", "demo", "--from", "2026-13-01"): (2, "argument --from: must be a day as YYYY-MM-DD"),
+        ("--store", "demo", "--from", "2026-12-10", "--to", "2026-12-01"): (2, "2026-12-10 is after the last day"),
+    }
+    for argv, (code, message) in refused.items():
+        answer = stack.cli("report", *argv)
+        assert (answer.returncode, answer.stdout) == (code, ""), answer
+        assert message in answer.stderr and "Traceback" not in answer.stderr, answer.stderr

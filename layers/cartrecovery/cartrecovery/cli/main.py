@@ -194,18 +194,24 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     svc = _services(args)
     store = svc.stores.get(args.store)
-    zone = store.settings.zone if store else UTC  # send days are counted in the store's time zone
+    if store is None:
+        print(f"error: no store {args.store!r}", file=sys.stderr)
+        return 1
+    zone = store.settings.zone  # send days are counted in the store's time zone
     if args.local:
         # The same days as GET /_local/report: around the local stack's virtual today, not the wall clock's.
         from cartrecovery.local.local_api import REPORT_DAYS_AHEAD, REPORT_DAYS_BACK
 
         today = _local_now().astimezone(zone).date()
-        day_to = date.fromisoformat(args.to) if args.to else today + timedelta(days=REPORT_DAYS_AHEAD)
-        day_from = date.fromisoformat(args.from_) if args.from_ else today - timedelta(days=REPORT_DAYS_BACK)
+        day_to = args.to or today + timedelta(days=REPORT_DAYS_AHEAD)
+        day_from = args.from_ or today - timedelta(days=REPORT_DAYS_BACK)
     else:
         today = datetime.now(zone).date()
-        day_to = date.fromisoformat(args.to) if args.to else today
-        day_from = date.fromisoformat(args.from_) if args.from_ else day_to - timedelta(days=30)
+        day_to = args.to or today
+        day_from = args.from_ or day_to - timedelta(days=30)
+    if day_from > day_to:
+        print(f"error: the first day {day_from} is after the last day {day_to}", file=sys.stderr)
+        return 2
     report = build_report(svc.ledger, args.store, day_from, day_to)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
@@ -216,6 +222,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     for row in [*report["rows"], {"flow": "total", "step": "", "variant": "", **report["totals"]}]:
         print("  ".join(f"{row[h]!s:>12}" for h in header))
     return 0
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a day as YYYY-MM-DD, got {text!r}") from None
 
 
 def _local_now() -> datetime:
@@ -323,9 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--from",
         dest="from_",
+        type=_day,
         help="first send day, YYYY-MM-DD (default: 30 days back; --local: as GET /_local/report)",
     )
-    report.add_argument("--to", help="last send day, YYYY-MM-DD (default: today; --local: as GET /_local/report)")
+    report.add_argument(
+        "--to", type=_day, help="last send day, YYYY-MM-DD (default: today; --local: as GET /_local/report)"
+    )
     report.add_argument("--json", action="store_true")
     report.set_defaults(func=cmd_report)
 
