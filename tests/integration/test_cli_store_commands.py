@@ -92,10 +92,11 @@ def test_an_argument_that_was_not_utf8_on_the_command_line_is_refused_before_any
         (("--locale", "../../etc"), {}, "locale must be a language tag such as ja or en-US"),
         ((), {"currency": "yen"}, "currency must be an ISO 4217 code such as JPY, got 'yen'"),
         (("--url", "shop.example.jp"), {}, "url must be an absolute http(s) URL, got 'shop.example.jp'"),
+        (("--url", "https://[shop.example.jp"), {}, "url must be an absolute http(s) URL, got 'https://[shop"),
         ((), {"flows": {"cart_recovery": {"steps": [{"step": 1, "delay_seconds": -60}]}}}, "delays are 0 seconds"),
         (("--shopify-secret", "two words"), {}, "a Shopify secret is the app's key as Shopify shows it"),
     ],
-    ids=["sender", "timezone", "locale", "currency", "url", "delay", "shopify-secret"],
+    ids=["sender", "timezone", "locale", "currency", "url", "url-bracket", "delay", "shopify-secret"],
 )
 def test_settings_that_would_fail_every_email_later_are_refused_now(
     svc: Services, cli: Any, tmp_path: Path, flags: tuple[str, ...], in_file: dict[str, Any], expected: str

@@ -18,9 +18,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import urlsplit
 
-from cartrecovery.domain.events import MAX_ID, MAX_TEXT, MAX_URL
+from cartrecovery.domain.events import MAX_ID, MAX_TEXT, MAX_URL, split_url
 from cartrecovery.domain.text import NOT_UNICODE, has_unpaired_surrogate
 
 MAX_PRODUCTS = 5_000
@@ -197,11 +196,7 @@ def _https(fields: dict[str, Any], key: str, errors: list[str], *, required: boo
     value = _text(fields, key, MAX_URL, errors, required=required)
     if value is None:
         return None
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises on a port out of range, as every later reader of the URL would
-    except ValueError:  # an unclosed "[" of an IPv6 host, a port that is not a number
-        parts = None
+    parts = split_url(value)
     if parts is None or parts.scheme != "https" or not parts.hostname or any(c.isspace() for c in value):
         errors.append(f"{key} must be an absolute https URL, got {value[:80]!r}")
         return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cartrecovery.clock import parse_rfc3339
@@ -127,6 +127,7 @@ NOT_EMAIL = "must be an email address"
 NOT_LANGUAGE_TAG = "must be a language tag such as ja or en-US"
 NOT_TIME_ZONE = "must be an IANA time zone such as Asia/Tokyo"
 NOT_CURRENCY = "must be an ISO 4217 code such as JPY"
+NOT_HTTP_URL = "must be an absolute http(s) URL"
 
 
 def is_email_address(text: str) -> bool:
@@ -139,6 +140,24 @@ def is_language_tag(text: str) -> bool:
 
 def is_currency_code(text: str) -> bool:
     return _CURRENCY.match(text) is not None
+
+
+def split_url(text: str) -> SplitResult | None:
+    """``text`` taken apart; None where it cannot be: an unclosed "[" of an IPv6 host, or a port that is not
+    a number from 0 to 65535 (which every later reader of the URL would refuse)."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - read only for the ValueError it raises on a bad port
+    except ValueError:
+        return None
+    return parts
+
+
+def is_http_url(text: str) -> bool:
+    parts = split_url(text)
+    return (
+        parts is not None and parts.scheme in ("http", "https") and bool(parts.netloc) and not _WHITESPACE.search(text)
+    )
 
 
 def is_time_zone(name: str) -> bool:
@@ -254,13 +273,8 @@ class _Validator:
         text = self.string(data, key, path, required=required, max_len=MAX_URL)
         if text is None:
             return None
-        try:
-            parts = urlsplit(text)
-            parts.port  # noqa: B018 - raises on a port out of range, as every later reader of the URL would
-        except ValueError:  # an unclosed "[" of an IPv6 host, a port that is not a number
-            parts = None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or _WHITESPACE.search(text):
-            self.fail(path, "must be an absolute http(s) URL")
+        if not is_http_url(text):
+            self.fail(path, NOT_HTTP_URL)
             return None
         return text
 

@@ -17,10 +17,12 @@ from zoneinfo import ZoneInfo
 from cartrecovery.domain.events import (
     NOT_CURRENCY,
     NOT_EMAIL,
+    NOT_HTTP_URL,
     NOT_LANGUAGE_TAG,
     NOT_TIME_ZONE,
     is_currency_code,
     is_email_address,
+    is_http_url,
     is_language_tag,
     is_time_zone,
 )
@@ -298,8 +300,8 @@ def settings_value_problem(settings: StoreSettings) -> str | None:
     for name, value, valid, message in checks:
         if not valid(value):
             return f"{name} {message}, got {value[:60]!r}"
-    if settings.url and urlsplit(settings.url).scheme not in ("http", "https"):
-        return f"url must be an absolute http(s) URL, got {settings.url[:60]!r}"
+    if settings.url and not is_http_url(settings.url):
+        return f"url {NOT_HTTP_URL}, got {settings.url[:60]!r}"
     for flow in settings.flows.values():
         for step in flow.steps:
             if step.step < 1 or step.delay_seconds < 0:
