@@ -266,7 +266,7 @@ def _in_container(services: Any, handler: Callable[[dict[str, Any], Any], Any]) 
     from cartrecovery import wiring
 
     def invoke(event: dict[str, Any], context: Any) -> Any:
-        wiring._current = services
+        wiring.use(services)
         return handler(event, context)
 
     return invoke

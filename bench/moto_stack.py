@@ -102,7 +102,7 @@ class WarmFunction:
     def invoke(self, event: dict[str, Any]) -> Any:
         from cartrecovery import wiring
 
-        wiring._current = self.services  # the container this function's invocations run in
+        wiring.use(self.services)  # the container this function's invocations run in
         return self.function.invoke(event)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from cartrecovery.domain.store import Store
 from cartrecovery.signing import sign
+from cartrecovery.usecases.stores import InvalidStore, rotate_secret
 from cartrecovery.wiring import Services
 
 CREATE = ("store", "create", "--id", "new-shop", "--name", "新茶屋", "--sender-email", "shop@shincha.example.jp")
@@ -36,11 +38,12 @@ def settings_file(tmp_path: Path, text: str) -> str:
         ('{"flows": {"cart_recovery": {"steps": [3600]}}}', "flows.cart_recovery.steps[0] must be an object"),
         ('{"flows": {"cart_recovery": {"steps": [{"step": 1}]}}}', "store settings: 'delay_seconds' is required"),
         ('{"coupon": "WELCOME10"}', "invalid store settings: coupon must be an object"),
+        ('{"legal": "株式会社新茶屋"}', "invalid store settings: legal must be an object"),
         ('{"recommendations": ["TEA-001"]}', "invalid store settings: recommendations[0] must be an object"),
         # JSON may escape half of a UTF-16 pair alone; no email could carry the legal name it makes.
         ('{"legal": {"sender_name": "株式会社\\ud83c新茶屋"}}', "legal.sender_name must be valid Unicode"),
     ],
-    ids=["json", "not-object", "flow", "steps", "step", "step-key", "coupon", "recommendation", "surrogate"],
+    ids=["json", "not-object", "flow", "steps", "step", "step-key", "coupon", "legal", "recommendation", "surrogate"],
 )
 def test_a_bad_settings_file_is_one_clear_error_and_creates_nothing(
     svc: Services, cli: Any, tmp_path: Path, text: str, expected: str
@@ -50,6 +53,14 @@ def test_a_bad_settings_file_is_one_clear_error_and_creates_nothing(
     assert code == 2 and out == ""
     assert err.startswith("error: ") and expected in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert svc.stores.get("new-shop") is None
+
+
+def test_legal_flags_do_not_hide_a_legal_part_of_the_wrong_shape(svc: Services, cli: Any, tmp_path: Path) -> None:
+    # The flags are merged into the file's "legal" object: a string there once ended in a TypeError.
+    file = settings_file(tmp_path, '{"legal": "株式会社新茶屋"}')
+    code, _, err = cli(*CREATE, "--legal-name", "株式会社新茶屋", "--address", "京都市", "--settings", file)
+    assert code == 2 and "invalid store settings: legal must be an object" in err, err
     assert svc.stores.get("new-shop") is None
 
 
@@ -153,4 +164,11 @@ def test_an_overlap_outside_zero_to_a_year_is_a_usage_error(
 
     assert exited.value.code == 2
     assert "argument --overlap-hours:" in capsys.readouterr().err
+    assert svc.stores.get(store.store_id) == store
+
+
+def test_the_use_case_refuses_a_negative_overlap_too(svc: Services, store: Store) -> None:
+    # The CLI's --overlap-hours never passes one; any other caller of rotate_secret meets the same rule.
+    with pytest.raises(InvalidStore, match="the overlap must be 0 hours or more"):
+        rotate_secret(svc.stores, store.store_id, svc.clock, overlap=timedelta(hours=-1))
     assert svc.stores.get(store.store_id) == store

@@ -189,6 +189,13 @@ def configure(**overrides: Any) -> None:
     _current = None
 
 
+def use(container: Services) -> None:
+    """Make ``container`` the one ``services()`` answers: a harness running several functions in one process,
+    each with its own settings and caches, switches to a function's container before invoking it."""
+    global _current
+    _current = container
+
+
 def reset() -> None:
     global _current
     _overrides.clear()

@@ -78,40 +78,26 @@ def _settings_file(path: str | None) -> dict[str, Any]:
 
 
 def cmd_store_create(args: argparse.Namespace) -> int:
+    flags = {
+        "store_id": args.id,
+        "name": args.name,
+        "sender_email": args.sender_email,
+        "sender_name": args.sender_name,
+        "url": args.url,
+        "locale": args.locale,
+        "timezone": args.timezone,
+        "quiet_hours": args.quiet_hours,
+    }
+    legal_flags = {"sender_name": args.legal_name, "address": args.address, "contact": args.contact}
     try:
         data = _settings_file(args.settings)
-    except InvalidStore as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    data.update(
-        {
-            k: v
-            for k, v in {
-                "store_id": args.id,
-                "name": args.name,
-                "sender_email": args.sender_email,
-                "sender_name": args.sender_name,
-                "url": args.url,
-                "locale": args.locale,
-                "timezone": args.timezone,
-                "quiet_hours": args.quiet_hours,
-            }.items()
-            if v
-        }
-    )
-    legal = {
-        **data.get("legal", {}),
-        **{
-            k: v
-            for k, v in {"sender_name": args.legal_name, "address": args.address, "contact": args.contact}.items()
-            if v
-        },
-    }
-    data["legal"] = legal
-    svc = _services(args)
-    try:
+        data.update({k: v for k, v in flags.items() if v})
+        legal = data.get("legal") or {}
+        if isinstance(legal, dict):  # else create_store says "legal must be an object"
+            data["legal"] = {**legal, **{k: v for k, v in legal_flags.items() if v}}
+        svc = _services(args)
         store = create_store(svc.stores, data, svc.clock, shopify_secret=args.shopify_secret)
-    except (InvalidStore, KeyError) as exc:
+    except InvalidStore as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except AlreadyExists:

@@ -117,7 +117,7 @@ def check_overrides(overrides: Mapping[str, str], templates_dir: Path | None = N
         )
     if problems:
         return problems
-    renderer = EmailRenderer(templates_dir, overrides)
+    renderer = EmailRenderer(templates_dir, overrides, check_text=True)
     seen: set[str] = set()
 
     def note(error: TemplateError, sparse: bool = False) -> None:

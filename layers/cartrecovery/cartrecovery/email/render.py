@@ -103,7 +103,16 @@ def _money_filter(amount: Decimal | int | str, currency: str, locale: str) -> st
 class EmailRenderer:
     """Renders step emails; build one per process and reuse it (compiled templates are cached)."""
 
-    def __init__(self, templates_dir: Path | None = None, overrides: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        templates_dir: Path | None = None,
+        overrides: Mapping[str, str] | None = None,
+        *,
+        check_text: bool = False,
+    ) -> None:
+        """``check_text``: also refuse output that no email can carry (see ``_render``); for checking uploads,
+        so that sends do not pay for a scan that only a store's own templates could ever fail."""
+        self.check_text = check_text
         self.templates_dir = templates_dir if templates_dir is not None else default_templates_dir()
         self._overrides = {name.replace(os.sep, "/").lstrip("/"): source for name, source in (overrides or {}).items()}
         loader = jinja2.ChoiceLoader(
@@ -141,7 +150,9 @@ class EmailRenderer:
         with self._derived_lock:  # the local stack sends from several threads through one renderer
             derived = self._derived.get(key)
             if derived is None:
-                derived = EmailRenderer(self.templates_dir, {**self._overrides, **overrides})
+                derived = EmailRenderer(
+                    self.templates_dir, {**self._overrides, **overrides}, check_text=self.check_text
+                )
                 while len(self._derived) >= MAX_DERIVED_RENDERERS:
                     self._derived.pop(next(iter(self._derived)))
                 self._derived[key] = derived
@@ -181,7 +192,7 @@ class EmailRenderer:
             rendered = self._env.get_template(name).render(context)
         except Exception as exc:  # UndefinedError, SecurityError, a missing include, a filter's error
             raise self._error(exc, name) from exc
-        if has_unpaired_surrogate(rendered):
+        if self.check_text and has_unpaired_surrogate(rendered):
             # Events and settings are checked for these where they come in; a template's own string
             # literal ("\ud800") is what is left, and SES could not send the result.
             raise TemplateError(f"{name}: the output {NOT_UNICODE}; no email can carry it", name)
