@@ -36,14 +36,28 @@ def settings_file(tmp_path: Path, text: str) -> str:
         ('{"flows": {"cart_recovery": 1}}', "invalid store settings: flows.cart_recovery must be an object"),
         ('{"flows": {"cart_recovery": {}}}', "invalid store settings: flows.cart_recovery.steps must be a list"),
         ('{"flows": {"cart_recovery": {"steps": [3600]}}}', "flows.cart_recovery.steps[0] must be an object"),
-        ('{"flows": {"cart_recovery": {"steps": [{"step": 1}]}}}', "store settings: 'delay_seconds' is required"),
+        ('{"flows": {"cart_recovery": {"steps": [{"step": 1}]}}}', "cart_recovery.steps[0].delay_seconds is required"),
+        # The reader's bool("false") is true: a flow "disabled" with a string would go on sending.
+        ('{"flows": {"cart_recovery": {"enabled": "false", "steps": []}}}', "enabled must be true or false"),
+        ('{"flows": {"cart_recovery": {"steps": [{"step": 1, "delay_seconds": 1.5}]}}}', "must be a whole number"),
+        (
+            '{"flows": {"cart_recovery": {"steps": '
+            '[{"step": 2, "delay_seconds": 0}, {"step": 1, "delay_seconds": 9}]}}}',
+            "list each step once, in increasing order, got steps [2, 1]",
+        ),
+        ('{"skip_closed_days": "yes"}', "invalid store settings: skip_closed_days must be true or false, got 'yes'"),
+        ('{"coupon": {"code": "X", "valid_days": "7"}}', "coupon.valid_days must be a whole number, got '7'"),
+        ('{"quiet_hours": "9pm-8am"}', "quiet_hours must be two times of day as HH:MM-HH:MM, got '9pm-8am'"),
         ('{"coupon": "WELCOME10"}', "invalid store settings: coupon must be an object"),
         ('{"legal": "株式会社新茶屋"}', "invalid store settings: legal must be an object"),
         ('{"recommendations": ["TEA-001"]}', "invalid store settings: recommendations[0] must be an object"),
         # JSON may escape half of a UTF-16 pair alone; no email could carry the legal name it makes.
         ('{"legal": {"sender_name": "株式会社\\ud83c新茶屋"}}', "legal.sender_name must be valid Unicode"),
     ],
-    ids=["json", "not-object", "flow", "steps", "step", "step-key", "coupon", "legal", "recommendation", "surrogate"],
+    ids=[
+        *("json", "not-object", "flow", "steps", "step", "step-key", "enabled-text", "fraction", "step-order"),
+        *("switch-text", "count-text", "quiet-hours", "coupon", "legal", "recommendation", "surrogate"),
+    ],
 )
 def test_a_bad_settings_file_is_one_clear_error_and_creates_nothing(
     svc: Services, cli: Any, tmp_path: Path, text: str, expected: str
@@ -106,8 +120,20 @@ def test_an_argument_that_was_not_utf8_on_the_command_line_is_refused_before_any
         (("--url", "https://[shop.example.jp"), {}, "url must be an absolute http(s) URL, got 'https://[shop"),
         ((), {"flows": {"cart_recovery": {"steps": [{"step": 1, "delay_seconds": -60}]}}}, "delays are 0 seconds"),
         (("--shopify-secret", "two words"), {}, "a Shopify secret is the app's key as Shopify shows it"),
+        # Read by nothing, a misspelt setting was once dropped without a word: the store kept the default.
+        ((), {"frequency_cap_hour": 24}, "'frequency_cap_hour' is not a setting (did you mean 'frequency_cap_hours'?)"),
+        ((), {"help": {"returns_url": "https://x.example.jp"}}, "help.'returns_url' is not a setting; known: shipping"),
+        # No template has a step 4: its firing would fail on every retry and end in the dead-letter queue.
+        (
+            (),
+            {"flows": {"cart_recovery": {"steps": [{"step": 4, "delay_seconds": 60}]}}},
+            "flows.cart_recovery step 4 cannot be sent (en): no templates for flow 'cart_recovery' step 4",
+        ),
     ],
-    ids=["sender", "timezone", "locale", "currency", "url", "url-bracket", "delay", "shopify-secret"],
+    ids=[
+        *("sender", "timezone", "locale", "currency", "url", "url-bracket", "delay", "shopify-secret"),
+        *("typo", "help-typo", "step-without-templates"),
+    ],
 )
 def test_settings_that_would_fail_every_email_later_are_refused_now(
     svc: Services, cli: Any, tmp_path: Path, flags: tuple[str, ...], in_file: dict[str, Any], expected: str

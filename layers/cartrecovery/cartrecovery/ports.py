@@ -3,6 +3,7 @@ EventBridge Scheduler and SES; unit tests use in-memory fakes with the same beha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -11,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 from cartrecovery.domain.cart import CartState, Decision, StepRecord, Timer
 from cartrecovery.domain.catalog import Catalog
 from cartrecovery.domain.events import Consent
-from cartrecovery.domain.store import Store
+from cartrecovery.domain.store import Store, StoreSettings
 
 
 class ConcurrentUpdate(Exception):
@@ -125,6 +126,17 @@ class StoreRepository(Protocol):
     def create(self, store: Store) -> None: ...
     def save(self, store: Store) -> None: ...
     def list_ids(self) -> list[str]: ...
+
+
+@runtime_checkable
+class SettingsUpdates(Protocol):
+    def update_settings(
+        self, store_id: str, change: Callable[[Store], StoreSettings]
+    ) -> tuple[StoreSettings, StoreSettings] | None:
+        """Replace the store's settings with ``change(store)`` as stored now, and nothing else of the store;
+        a change made by someone else meanwhile is never overwritten (``change`` runs again on it). Returns
+        (before, after), or None for no such store. Whatever ``change`` raises leaves the store as it was."""
+        ...
 
 
 @runtime_checkable

@@ -26,12 +26,22 @@ from typing import Any
 from cartrecovery.adapters.dynamo_codec import from_item, to_item
 from cartrecovery.domain.catalog import Catalog, decode_products, encode_products
 from cartrecovery.domain.store import SecretEntry, Store, StoreSettings
-from cartrecovery.ports import AlreadyExists, Catalogs, CatalogTooLarge, StoreRepository, TemplateOverrides
+from cartrecovery.ports import (
+    AlreadyExists,
+    Catalogs,
+    CatalogTooLarge,
+    ConcurrentUpdate,
+    SettingsUpdates,
+    StoreRepository,
+    TemplateOverrides,
+)
 
 TEMPLATES_SUFFIX = "#templates"
 CATALOG_SUFFIX = "#catalog"
 # DynamoDB items are at most 400 KB; the compressed catalog shares its item with the key and a timestamp.
 MAX_CATALOG_BYTES = 350 * 1024
+# A settings update re-reads and re-applies when another one landed between its read and its write.
+SETTINGS_ATTEMPTS = 5
 
 
 class DynamoStoreRepository:
@@ -60,6 +70,38 @@ class DynamoStoreRepository:
 
     def save(self, store: Store) -> None:
         self.client.put_item(TableName=self.table, Item=to_item(encode_store(store)))
+
+    def update_settings(
+        self, store_id: str, change: Callable[[Store], StoreSettings]
+    ) -> tuple[StoreSettings, StoreSettings] | None:
+        """Only ``settings_json`` is written, on condition that it still holds the text read: a secret rotated
+        meanwhile is kept, and settings changed meanwhile make ``change`` run again on them."""
+        if "#" in store_id:
+            return None
+        key = {"store_id": {"S": store_id}}
+        for _ in range(SETTINGS_ATTEMPTS):
+            item = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+            if item is None:
+                return None
+            store = decode_store(from_item(item))
+            settings = change(store)
+            if settings == store.settings:
+                return store.settings, settings
+            seen = item.get("settings_json")
+            values = {":new": {"S": settings_text(settings)}} | ({":seen": seen} if seen else {})
+            try:
+                self.client.update_item(
+                    TableName=self.table,
+                    Key=key,
+                    # Stores written before settings were JSON text hold a ``settings`` map: it is replaced.
+                    UpdateExpression="SET settings_json = :new REMOVE settings",
+                    ConditionExpression="settings_json = :seen" if seen else "attribute_not_exists(settings_json)",
+                    ExpressionAttributeValues=values,
+                )
+            except self.client.exceptions.ConditionalCheckFailedException:
+                continue
+            return store.settings, settings
+        raise ConcurrentUpdate(f"store {store_id!r} kept changing under {SETTINGS_ATTEMPTS} attempts")
 
     def list_ids(self) -> list[str]:
         ids: list[str] = []
@@ -168,6 +210,14 @@ class CachedStoreRepository:
     def list_ids(self) -> list[str]:
         return self.inner.list_ids()
 
+    def update_settings(
+        self, store_id: str, change: Callable[[Store], StoreSettings]
+    ) -> tuple[StoreSettings, StoreSettings] | None:
+        self._cache.pop(store_id, None)
+        if not isinstance(self.inner, SettingsUpdates):
+            raise TypeError(f"{type(self.inner).__name__} cannot update settings")
+        return self.inner.update_settings(store_id, change)
+
     def _cached[V](self, cache: dict[str, tuple[float, V]], store_id: str, load: Callable[[], V]) -> V:
         """The store's entry in ``cache`` while younger than ``ttl_seconds``, else ``load()``, kept."""
         cached = cache.get(store_id)
@@ -212,12 +262,16 @@ def encode_store(store: Store) -> dict[str, Any]:
 
     return {
         "store_id": store.store_id,
-        "settings_json": json.dumps(store.settings.to_dict(), ensure_ascii=False, separators=(",", ":")),
+        "settings_json": settings_text(store.settings),
         "webhook_secrets": secrets(store.webhook_secrets),
         "shopify_secrets": secrets(store.shopify_secrets),
         "token_key": store.token_key,
         "salt": store.salt,
     }
+
+
+def settings_text(settings: StoreSettings) -> str:
+    return json.dumps(settings.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
 
 def decode_store(data: dict[str, Any]) -> Store:

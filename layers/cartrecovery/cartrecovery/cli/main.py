@@ -1,6 +1,7 @@
 """``cartrecovery``: the operator CLI.
 
 cartrecovery [--local | --stack NAME] store create --id shop1 --name "..." --sender-email shop@example.jp
+cartrecovery [--local | --stack NAME] store update --id shop1 [--settings patch.json] [--quiet-hours 22:00-07:00]
 cartrecovery [--local | --stack NAME] store show --id shop1
 cartrecovery [--local | --stack NAME] store rotate-secret --id shop1 [--shopify] [--overlap-hours 24]
 cartrecovery [--local | --stack NAME] store revoke-secret --id shop1 [--shopify]
@@ -20,6 +21,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,12 +34,14 @@ from cartrecovery.cli.coupons import add_coupon_parsers
 from cartrecovery.cli.send_event import add_send_event_parser, business_now
 from cartrecovery.cli.templates import add_template_parsers
 from cartrecovery.clock import SystemClock, isoformat, parse_rfc3339
+from cartrecovery.domain.store import Store
 from cartrecovery.domain.text import has_unpaired_surrogate
-from cartrecovery.ports import AlreadyExists
+from cartrecovery.ports import AlreadyExists, UnknownStore
 from cartrecovery.settings import INGEST_STORE_CACHE_SECONDS
 from cartrecovery.usecases.erase import erase_shopper
 from cartrecovery.usecases.report import COLUMNS, build_report
-from cartrecovery.usecases.stores import InvalidStore, create_store, revoke_secrets, rotate_secret
+from cartrecovery.usecases.stores import InvalidStore, create_store, revoke_secrets, rotate_secret, update_store
+from cartrecovery.usecases.templates import unsendable_step
 from cartrecovery.wiring import Services
 
 
@@ -77,9 +81,14 @@ def _settings_file(path: str | None) -> dict[str, Any]:
     return data
 
 
-def cmd_store_create(args: argparse.Namespace) -> int:
+# What ``store show`` prints beside the settings; a file made from its output may hold them. Secrets change
+# only through rotate-secret and revoke-secret.
+SHOWN_NOT_SETTINGS = ("webhook_secrets", "shopify_secrets")
+
+
+def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--settings`` file's object with the setting flags laid over it (the flags win)."""
     flags = {
-        "store_id": args.id,
         "name": args.name,
         "sender_email": args.sender_email,
         "sender_name": args.sender_name,
@@ -89,14 +98,32 @@ def cmd_store_create(args: argparse.Namespace) -> int:
         "quiet_hours": args.quiet_hours,
     }
     legal_flags = {"sender_name": args.legal_name, "address": args.address, "contact": args.contact}
-    try:
-        data = _settings_file(args.settings)
-        data.update({k: v for k, v in flags.items() if v})
+    data = _settings_file(args.settings)
+    shown = [key for key in SHOWN_NOT_SETTINGS if key in data]
+    if shown:
+        print(f"note: {' and '.join(shown)} (as store show prints them) are not settings; left out", file=sys.stderr)
+        for key in shown:
+            del data[key]
+    data.update({k: v for k, v in flags.items() if v})
+    if any(legal_flags.values()):
         legal = data.get("legal") or {}
-        if isinstance(legal, dict):  # else create_store says "legal must be an object"
+        if isinstance(legal, dict):  # else the settings check says "legal must be an object"
             data["legal"] = {**legal, **{k: v for k, v in legal_flags.items() if v}}
+    return data
+
+
+def _store_check(svc: Services, overrides: dict[str, str]) -> Callable[[Store], str | None]:
+    """Refuses settings under which a step could never be sent (see ``unsendable_step``)."""
+    return lambda store: unsendable_step(store, overrides, svc.clock.now())
+
+
+def cmd_store_create(args: argparse.Namespace) -> int:
+    try:
+        data = {**_settings_from_args(args), "store_id": args.id}
         svc = _services(args)
-        store = create_store(svc.stores, data, svc.clock, shopify_secret=args.shopify_secret)
+        store = create_store(
+            svc.stores, data, svc.clock, shopify_secret=args.shopify_secret, check=_store_check(svc, {})
+        )
     except InvalidStore as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -112,6 +139,33 @@ def cmd_store_create(args: argparse.Namespace) -> int:
             "warning: legal address and contact are empty; every marketing email must show them "
             "(特定電子メール法). Set them with --address and --contact.",
             file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_store_update(args: argparse.Namespace) -> int:
+    try:
+        patch = _settings_from_args(args)
+        if not patch:
+            print("error: nothing to change: give --settings FILE or a setting's flag", file=sys.stderr)
+            return 2
+        svc = _services(args)
+        overrides = svc.stores.get_templates(args.id) if svc.stores.get(args.id) else {}
+        change = update_store(svc.stores, args.id, patch, check=_store_check(svc, overrides))
+    except UnknownStore:
+        print(f"error: no store {args.id!r}", file=sys.stderr)
+        return 1
+    except InvalidStore as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not change.changed:
+        print(f"store {args.id}: no change")
+        return 0
+    print(f"store {args.id} updated: {', '.join(change.changed)}")
+    if not args.local:
+        print(
+            f"warm ingest functions use it within {INGEST_STORE_CACHE_SECONDS:g} s and sends within a minute "
+            "(STORE_CACHE_SECONDS); pending steps follow the new settings when they fire"
         )
     return 0
 
@@ -281,16 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     store_commands = store.add_subparsers(dest="store_command", required=True)
     create = store_commands.add_parser("create", help="create a store and print its secrets once")
     create.add_argument("--id", required=True)
-    create.add_argument("--name", required=True, help="the shop's name, shown in subjects")
-    create.add_argument("--sender-email", required=True, help="From address (a verified SES identity)")
-    create.add_argument("--sender-name")
-    create.add_argument("--url", help="the shop's home page")
-    create.add_argument("--legal-name", help="responsible sender's legal name (特定電子メール法)")
-    create.add_argument("--address", help="sender's postal address")
-    create.add_argument("--contact", help="phone, email or URL for enquiries")
-    create.add_argument("--locale", help="default email language: ja or en")
-    create.add_argument("--timezone", help="default time zone, e.g. Asia/Tokyo")
-    create.add_argument("--quiet-hours", help="e.g. 21:00-08:00 (recipient's local time)")
+    _add_setting_flags(create, required=True)
     create.add_argument("--settings", help="JSON file with further settings (coupon, help links, flows, ...)")
     create.add_argument(
         "--shopify-secret",
@@ -298,6 +343,19 @@ def build_parser() -> argparse.ArgumentParser:
         "signing key shown under Settings > Notifications > Webhooks); default: generated",
     )
     create.set_defaults(func=cmd_store_create)
+    update = store_commands.add_parser(
+        "update",
+        help="change a store's settings: a JSON merge patch and/or flags",
+        description="Change some of a store's settings; the rest stay as they are. --settings FILE is a JSON "
+        "merge patch (RFC 7396) of what `store show` prints: an object merges into the one it names, null "
+        "puts a setting back to its default, anything else (a list too) replaces it. Flags win over the file. "
+        "The result is checked as `store create` checks settings, and every step of the cart-recovery flow "
+        "must render with it; otherwise nothing changes.",
+    )
+    update.add_argument("--id", required=True)
+    _add_setting_flags(update, required=False)
+    update.add_argument("--settings", help='JSON merge patch of the settings, e.g. {"coupon": null}')
+    update.set_defaults(func=cmd_store_update)
     show = store_commands.add_parser("show", help="print a store's settings (never its secrets)")
     show.add_argument("--id", required=True)
     show.set_defaults(func=cmd_store_show)
@@ -347,6 +405,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_consent_parser(commands, _services)
     add_send_event_parser(commands)
     return parser
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument("--name", required=required, help="the shop's name, shown in subjects")
+    parser.add_argument("--sender-email", required=required, help="From address (a verified SES identity)")
+    parser.add_argument("--sender-name")
+    parser.add_argument("--url", help="the shop's home page")
+    parser.add_argument("--legal-name", help="responsible sender's legal name (特定電子メール法)")
+    parser.add_argument("--address", help="sender's postal address")
+    parser.add_argument("--contact", help="phone, email or URL for enquiries")
+    parser.add_argument("--locale", help="default email language: ja or en")
+    parser.add_argument("--timezone", help="default time zone, e.g. Asia/Tokyo")
+    parser.add_argument("--quiet-hours", help="e.g. 21:00-08:00 (recipient's local time)")
 
 
 def _undecodable_argument(args: argparse.Namespace) -> str | None:

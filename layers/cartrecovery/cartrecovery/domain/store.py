@@ -7,7 +7,7 @@ created with only a name and a sender already runs the default cart-recovery flo
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -66,7 +66,10 @@ class QuietHours:
     @classmethod
     def parse(cls, text: str) -> QuietHours:
         start, _, end = text.partition("-")
-        return cls(time.fromisoformat(start.strip()), time.fromisoformat(end.strip()))
+        try:
+            return cls(time.fromisoformat(start.strip()), time.fromisoformat(end.strip()))
+        except ValueError:
+            raise ValueError(f"quiet_hours must be two times of day as HH:MM-HH:MM, got {text[:40]!r}") from None
 
     def __str__(self) -> str:
         return f"{self.start.strftime('%H:%M')}-{self.end.strftime('%H:%M')}"
@@ -266,13 +269,63 @@ class StoreSettings:
         )
 
 
+# The help links every email may show, by the name templates know them by.
+HELP_KEYS = ("shipping_url", "payment_url", "faq_url", "contact_url")
+
+
+def _known_keys() -> dict[str, tuple[str, ...]]:
+    """The keys each part of the settings' JSON form may have (``flows.*`` and ``steps[]`` by shape)."""
+    return {
+        "": tuple(f.name for f in fields(StoreSettings)),
+        "legal": tuple(f.name for f in fields(Legal)),
+        "coupon": tuple(f.name for f in fields(Coupon)),
+        "reassurance": tuple(f.name for f in fields(Reassurance)),
+        "help": HELP_KEYS,
+        "flow": ("enabled", "steps"),
+        "step": tuple(f.name for f in fields(FlowStep)),
+        "recommendation": tuple(f.name for f in fields(Product)),
+    }
+
+
+def _unknown_key(data: dict[str, Any], part: str, path: str) -> str | None:
+    """A key of ``data`` that the settings do not have: read by nothing, it would be a setting silently lost
+    (``quite_hours``), so it is named, with the nearest known key when one is close."""
+    known = _known_keys()[part]
+    for key in data:
+        if key not in known:
+            import difflib  # here: only operators' mistakes need it, and ingest imports this module
+
+            near = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else f"; known: {', '.join(known)}"
+            return f"{path}{key!r} is not a setting{hint}"
+    return None
+
+
 def settings_shape_problem(data: dict[str, Any]) -> str | None:
     """What in hand-written settings has the wrong JSON shape (``flows.x must be an object``), checked before
     ``StoreSettings.from_dict`` reads it; None when every part is shaped as that reader expects. Settings read
-    back from the store table were written by ``to_dict`` and are not checked again."""
+    back from the store table were written by ``to_dict`` and are not checked again.
+
+    Switches must be JSON booleans and counts whole numbers: the reader's ``bool("false")`` is true, so a
+    flow "disabled" with a string would go on sending, and ``int(1.5)`` would quietly drop the half."""
+    problem = _unknown_key(data, "", "")
+    if problem:
+        return problem
     for key in ("legal", "coupon", "reassurance", "help"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             return f"{key} must be an object"
+        problem = _unknown_key(data[key], key, f"{key}.") if data.get(key) is not None else None
+        if problem:
+            return problem
+    problem = _typed(data, "", booleans=("skip_closed_days", "hide_out_of_stock"))
+    problem = problem or _typed(data, "", numbers=("late_limit_seconds", "frequency_cap_hours"))
+    if problem:
+        return problem
+    coupon = data.get("coupon")
+    if coupon is not None:
+        problem = _typed(coupon, "coupon.", booleans=("only_if_not_clicked",), numbers=("valid_days",))
+        if problem:
+            return problem
     flows = data.get("flows")
     if flows is not None:
         if not isinstance(flows, dict):
@@ -280,11 +333,39 @@ def settings_shape_problem(data: dict[str, Any]) -> str | None:
         for name, flow in flows.items():
             if not isinstance(flow, dict):
                 return f"flows.{name} must be an object"
-            problem = _objects(flow.get("steps"), f"flows.{name}.steps")
+            problem = _unknown_key(flow, "flow", f"flows.{name}.")
+            problem = problem or _typed(flow, f"flows.{name}.", booleans=("enabled",))
+            problem = problem or _objects(flow.get("steps"), f"flows.{name}.steps")
             if problem:
                 return problem
+            for index, step in enumerate(flow["steps"]):
+                where = f"flows.{name}.steps[{index}]."
+                missing = [key for key in ("step", "delay_seconds") if step.get(key) is None]
+                if missing:
+                    return f"{where}{missing[0]} is required"
+                problem = _unknown_key(step, "step", where) or _typed(step, where, numbers=("step", "delay_seconds"))
+                if problem:
+                    return problem
     if data.get("recommendations") is not None:
-        return _objects(data["recommendations"], "recommendations")
+        problem = _objects(data["recommendations"], "recommendations")
+        for index, product in enumerate(data["recommendations"] if problem is None else ()):
+            problem = problem or _unknown_key(product, "recommendation", f"recommendations[{index}].")
+        return problem
+    return None
+
+
+def _typed(
+    data: dict[str, Any], prefix: str, *, booleans: tuple[str, ...] = (), numbers: tuple[str, ...] = ()
+) -> str | None:
+    """The first of ``booleans`` that is set but not true/false, or of ``numbers`` not a whole number."""
+    for key in booleans:
+        if data.get(key) is not None and not isinstance(data[key], bool):
+            return f"{prefix}{key} must be true or false, got {data[key]!r}"
+    for key in numbers:
+        value = data.get(key)
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if value is not None and (isinstance(value, bool) or not whole):
+            return f"{prefix}{key} must be a whole number, got {value!r}"
     return None
 
 
@@ -306,6 +387,10 @@ def settings_value_problem(settings: StoreSettings) -> str | None:
         for step in flow.steps:
             if step.step < 1 or step.delay_seconds < 0:
                 return f"flows.{flow.name}: step numbers start at 1 and delays are 0 seconds or more"
+        numbers = [s.step for s in flow.steps]
+        if numbers != sorted(set(numbers)):
+            # A flow walks its steps in the listed order: the next step is the first listed after the last one.
+            return f"flows.{flow.name}: list each step once, in increasing order, got steps {numbers}"
     return None
 
 

@@ -20,10 +20,8 @@ from cartrecovery.domain.content import (
     shown_items,
 )
 from cartrecovery.domain.events import Item
-from cartrecovery.domain.store import COUPON_STEP, StoreSettings
+from cartrecovery.domain.store import COUPON_STEP, HELP_KEYS, StoreSettings
 from cartrecovery.email.money import format_money
-
-HELP_KEYS = ("shipping_url", "payment_url", "faq_url", "contact_url")
 
 
 def choose_locale(requested: str | None, available: list[str], default: str) -> str:

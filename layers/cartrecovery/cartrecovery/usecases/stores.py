@@ -1,9 +1,12 @@
-"""Create stores and rotate their secrets. A new secret is returned once, to be shown once."""
+"""Create stores, change their settings and rotate their secrets. A new secret is returned once, to be shown
+once."""
 
 from __future__ import annotations
 
 import dataclasses
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +20,7 @@ from cartrecovery.domain.store import (
     settings_value_problem,
 )
 from cartrecovery.domain.text import NOT_UNICODE, unpaired_surrogate_path
-from cartrecovery.ports import StoreRepository
+from cartrecovery.ports import SettingsUpdates, StoreRepository, UnknownStore
 from cartrecovery.signing import MAX_KEY_BYTES, MIN_KEY_BYTES, SECRET_PREFIX, new_secret, secret_key
 
 # During a rotation the old secret keeps working this long, so senders can switch without losing events.
@@ -50,30 +53,105 @@ def create_store(
     *,
     webhook_secret: str | None = None,
     shopify_secret: str | None = None,
+    check: Callable[[Store], str | None] | None = None,
 ) -> Store:
     """A new store from settings as an operator writes them (flags and a JSON file); ``InvalidStore`` names the
-    first thing wrong, checked in the order it would be fixed: the text, the shape, then the values."""
-    broken = unpaired_surrogate_path(settings_data)
-    if broken is not None:
-        raise InvalidStore(f"invalid store settings: {broken} {NOT_UNICODE}")
-    problem = settings_shape_problem(settings_data)
-    if problem is not None:
-        raise InvalidStore(f"invalid store settings: {problem}")
-    try:
-        settings = StoreSettings.from_dict(settings_data)
-    except KeyError as exc:
-        raise InvalidStore(f"invalid store settings: {exc} is required") from exc
-    except (ValueError, TypeError) as exc:
-        raise InvalidStore(f"invalid store settings: {exc}") from exc
-    problem = settings_value_problem(settings)
-    if problem is not None:
-        raise InvalidStore(f"invalid store settings: {problem}")
+    first thing wrong, checked in the order it would be fixed: the text, the shape, then the values.
+    ``check`` may refuse the store before it is saved (the CLI renders every step with it)."""
+    settings = checked_settings(settings_data)
     for kind, value in (("webhook", webhook_secret), ("shopify", shopify_secret)):
         if value is not None:
             _check_secret_value(kind, value)
     store = new_store(settings, clock.now(), webhook_secret, shopify_secret)
+    _refuse(check(store) if check else None)
     repo.create(store)
     return store
+
+
+def checked_settings(data: dict[str, Any]) -> StoreSettings:
+    """Settings from their JSON form, or ``InvalidStore`` naming the first thing wrong: the text, the shape,
+    then the values (the order they would be fixed in)."""
+    broken = unpaired_surrogate_path(data)
+    if broken is not None:
+        raise InvalidStore(f"invalid store settings: {broken} {NOT_UNICODE}")
+    _refuse(settings_shape_problem(data))
+    try:
+        settings = StoreSettings.from_dict(data)
+    except KeyError as exc:
+        raise InvalidStore(f"invalid store settings: {exc} is required") from exc
+    except (ValueError, TypeError) as exc:
+        raise InvalidStore(f"invalid store settings: {exc}") from exc
+    _refuse(settings_value_problem(settings))
+    return settings
+
+
+def _refuse(problem: str | None) -> None:
+    if problem is not None:
+        raise InvalidStore(f"invalid store settings: {problem}")
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    before: StoreSettings
+    after: StoreSettings
+
+    @property
+    def changed(self) -> list[str]:
+        """The settings that differ, as dotted paths into the JSON form (``legal.address``, ``coupon``)."""
+        return _changed_paths(self.before.to_dict(), self.after.to_dict(), "")
+
+
+def update_store(
+    repo: SettingsUpdates,
+    store_id: str,
+    patch: dict[str, Any],
+    *,
+    check: Callable[[Store], str | None] | None = None,
+) -> SettingsChange:
+    """Apply ``patch`` to the store's settings as a JSON merge patch (RFC 7396) of the form ``store show``
+    prints: an object merges into the object it names, ``null`` removes a setting (back to its default),
+    anything else replaces it, a list included. The result is checked as ``store create`` checks settings,
+    then by ``check``; ``InvalidStore`` names the first problem and nothing is saved. The store's secrets,
+    keys and salt are not touched (``rotate-secret`` changes secrets). ``UnknownStore`` when there is none."""
+    broken = unpaired_surrogate_path(patch)
+    if broken is not None:
+        raise InvalidStore(f"invalid store settings: {broken} {NOT_UNICODE}")
+    if patch.get("store_id", store_id) != store_id:
+        raise InvalidStore(f"store_id cannot change (it is {store_id!r}): events and links carry it")
+
+    def change(store: Store) -> StoreSettings:
+        settings = checked_settings(merge_patch(store.settings.to_dict(), patch))
+        if settings != store.settings:
+            _refuse(check(dataclasses.replace(store, settings=settings)) if check else None)
+        return settings
+
+    result = repo.update_settings(store_id, change)
+    if result is None:
+        raise UnknownStore(store_id)
+    return SettingsChange(*result)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: ``patch`` applied to ``target`` (neither is changed)."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+def _changed_paths(before: Any, after: Any, prefix: str) -> list[str]:
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [
+            path
+            for key in sorted(before.keys() | after.keys(), key=str)
+            for path in _changed_paths(before.get(key), after.get(key), f"{prefix}{key}.")
+        ]
+    return [prefix.rstrip(".")] if before != after else []
 
 
 def rotate_secret(

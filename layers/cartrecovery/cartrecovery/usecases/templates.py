@@ -24,11 +24,12 @@ from cartrecovery.email.overrides import (
     check_overrides,
     override_bytes,
 )
-from cartrecovery.email.render import EmailRenderer, RenderedEmail
+from cartrecovery.email.render import EmailRenderer, RenderedEmail, TemplateError
 from cartrecovery.email.samples import SAMPLE_POOL_CODE, sample_cart, sample_context
 from cartrecovery.ports import StoreRepository, TemplateOverrides, UnknownStore
 
 PREVIEW_UNSUBSCRIBE_PATH = "/u/PREVIEW"  # stands in for a shopper's signed unsubscribe link
+CHECK_BASE_URL = "https://cartrecovery.invalid"  # links of a render that is only checked, never sent
 
 
 @dataclass(frozen=True)
@@ -122,3 +123,25 @@ def preview_email(
             first_purchase=True,  # the sample shopper has no order yet: show what a new shopper sees
         )
     return Preview(flow, step, chosen, renderer.render(flow, step, chosen, context))
+
+
+def unsendable_step(
+    store: Store, overrides: Mapping[str, str] | None, now: datetime, renderer: EmailRenderer | None = None
+) -> str | None:
+    """Why a step of the store's cart-recovery flow could not be sent with these settings (a step number
+    with no templates, a template that needs a setting the store has not got), for a sample cart in every
+    locale the templates have; None when every step renders. A send that cannot render fails on every
+    retry and ends in the dead-letter queue, so settings are checked before they are saved."""
+    flow = store.settings.flows.get(CART_RECOVERY)
+    if flow is None or not flow.enabled:
+        return None
+    renderer = (renderer or EmailRenderer()).with_overrides(overrides)
+    for locale in renderer.available_locales():
+        for step in flow.steps:
+            try:
+                preview_email(
+                    store, None, step.step, locale=locale, now=now, public_base_url=CHECK_BASE_URL, renderer=renderer
+                )
+            except TemplateError as exc:
+                return f"flows.{CART_RECOVERY} step {step.step} cannot be sent ({locale}): {exc}"
+    return None
