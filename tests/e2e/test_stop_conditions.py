@@ -216,3 +216,44 @@ def test_a_step_falling_in_quiet_hours_waits_until_eight(local_stack: LocalStack
     local = stack.sent_at(mine[0]).astimezone(TOKYO)
     assert local.date() == morning.date()
     assert (local.hour, local.minute) == (8, 0), mine[0]["sent_at"]
+
+
+def test_an_opt_in_dated_ahead_by_the_senders_clock_does_not_outrank_a_later_unsubscribe(
+    local_stack: LocalStack,
+) -> None:
+    # The shop's clock runs 20 hours fast (within the day of drift the API accepts for occurred_at): its
+    # checkout's opt-in claims a time after the shopper's one-click unsubscribe two hours later. A statement
+    # cannot have been made after it arrived, so it counts as made when it arrived, and the unsubscribe wins.
+    stack = local_stack
+    stack.advance_to_local_time(10)
+    cart_id, email = stack.new_id(), stack.unique_email()
+    ahead = stack.now() + timedelta(hours=20)
+    assert stack.post_event(stack.cart_event(cart_id, email, stack.now(), consent_at=ahead))[0] == 202
+    stack.advance(2 * HOUR + 60)
+    (message,) = stack.outbox(to=email)
+
+    path = urllib.parse.urlsplit(stack.unsubscribe_url(message)).path
+    answer = stack.post(path, b"List-Unsubscribe=One-Click", {"content-type": "application/x-www-form-urlencoded"})
+    assert answer.status == 200, answer.text
+
+    stack.advance(3 * DAY)
+    assert len(stack.outbox(to=email)) == 1, "no email after unsubscribing"
+    assert_stopped(stack, cart_id, "unsubscribed")
+
+
+@pytest.mark.parametrize("field", ["consent_at", "occurred_at"])
+def test_a_time_more_than_a_day_ahead_is_a_400(local_stack: LocalStack, field: str) -> None:
+    stack = local_stack
+    now, far = stack.now(), stack.now() + timedelta(days=365 * 70)
+    event = stack.cart_event(
+        stack.new_id(),
+        stack.unique_email(),
+        far if field == "occurred_at" else now,
+        consent_at=far if field == "consent_at" else None,
+    )
+    status, body = stack.post_event(event)
+
+    assert status == 400, body
+    path = "customer.marketing_consent.at" if field == "consent_at" else "occurred_at"
+    errors = {e["path"]: e["message"] for e in body["errors"]}
+    assert errors[path] == "is more than 24 hours ahead of the receiver's clock", body

@@ -174,6 +174,20 @@ def test_a_withdrawn_consent_stops_the_next_step_at_once_and_joins_the_proof(env
     assert stops is not None and "expires_at" not in stops
 
 
+def test_a_statement_dated_ahead_of_its_arrival_is_kept_as_made_when_it_arrived(env: Stack) -> None:
+    # The sender's clock runs 20 h fast: dated as sent, this opt-in would outrank every unsubscribe made
+    # through the email's link in the next 20 h (those are dated by the receiver's clock).
+    send_step_one(env)
+    arrived = env.clock.now()
+    ahead = {"granted": True, "at": isoformat(arrived + timedelta(hours=20)), "source": "newsletter-form"}
+
+    assert post_event(env, shopper_event(env, "customer.consent_changed", marketing_consent=ahead)).status == 202
+
+    record = contact(env)
+    assert record is not None and record.history[0].at == arrived
+    assert record.consent is not None and record.consent.at == arrived
+
+
 def test_the_history_is_bounded_newest_first_and_expires_after_the_newest_statement_without_email(
     svc: Services, deployment: Deployment
 ) -> None:

@@ -3,6 +3,7 @@ raw bytes, before any parsing), then the body's schema. Each failure is a ``Reje
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from cartrecovery.usecases.ingest import IngestEvent, IngestResult
 MAX_BODY_BYTES = 256 * 1024
 UNAUTHORIZED_DETAIL = "The request could not be authenticated for this store."
 MAX_AHEAD = timedelta(hours=24)  # senders' clocks drift; days ahead is a bug, not drift
+AHEAD = "is more than 24 hours ahead of the receiver's clock"
 
 
 @dataclass
@@ -88,7 +90,7 @@ def receive_event(
     )
     assert event_id is not None
     try:
-        event = _not_ahead(parse_event(decode_json(body)), ingest.clock.now())
+        event = _as_received(parse_event(decode_json(body)), ingest.clock.now())
     except InvalidEvent as exc:
         raise _invalid(exc) from exc
     return ingest(store, event_id, event, _fingerprint(body))
@@ -129,18 +131,32 @@ def receive_shopify(
         )
         if mapped is None or not _matchable(mapped):
             return None  # not ours to act on: acknowledge, or Shopify retries and finally drops the webhook
-        event = _not_ahead(parse_event(mapped), ingest.clock.now())
+        event = _as_received(parse_event(mapped), ingest.clock.now())
     except InvalidEvent as exc:
         raise _invalid(exc) from exc
     return ingest(store, f"shopify:{webhook_id}", event, _fingerprint(body))
 
 
-def _not_ahead(event: Event, now: datetime) -> Event:
-    """Refuse an event from the future: ordered by ``occurred_at``, one event from a sender with a wrong
-    clock would make every genuine later event look stale and push the cart's timer out by years."""
-    if event.occurred_at > now + MAX_AHEAD:
-        raise InvalidEvent([FieldError("occurred_at", "is more than 24 hours ahead of the receiver's clock")])
-    return event
+def _as_received(event: Event, now: datetime) -> Event:
+    """Refuse an event from the future, and date its consent statement no later than its arrival.
+
+    Ordered by ``occurred_at``, one event from a sender with a wrong clock would make every genuine later
+    event look stale and push the cart's timer out by years. Consent is different: the newest statement
+    wins, and an unsubscribe is dated by this receiver's clock, so an opt-in dated ahead by the sender's
+    clock (even within the day of drift allowed) would outrank the shopper's later unsubscribe and the
+    emails would go on. A statement cannot have been made after it arrived: it is dated ``now`` at most.
+    (A statement without ``at`` is dated by ``occurred_at``, so that is where the bound applies then.)"""
+    errors = [FieldError("occurred_at", AHEAD)] if event.occurred_at > now + MAX_AHEAD else []
+    customer = event.customer
+    consent = customer.consent if customer is not None else None
+    if consent is not None and consent.at is not None and consent.at > now + MAX_AHEAD:
+        errors.append(FieldError("customer.marketing_consent.at", AHEAD))
+    if errors:
+        raise InvalidEvent(errors)
+    if customer is None or consent is None or (consent.at or event.occurred_at) <= now:
+        return event
+    stated = dataclasses.replace(consent, at=now)
+    return dataclasses.replace(event, customer=dataclasses.replace(customer, consent=stated))
 
 
 def _matchable(body: dict[str, Any]) -> bool:
