@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -430,12 +431,18 @@ def _undecodable_argument(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    undecodable = _undecodable_argument(args)
-    if undecodable is not None:
-        parser.error(f"the {undecodable.rstrip('_').replace('_', '-')} argument is not valid UTF-8 text")
-    return int(args.func(args))
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        undecodable = _undecodable_argument(args)
+        if undecodable is not None:
+            parser.error(f"the {undecodable.rstrip('_').replace('_', '-')} argument is not valid UTF-8 text")
+        return int(args.func(args))
+    except BrokenPipeError:
+        # The reader went away (``explain ... | head``): stop quietly, as other command-line tools do, and
+        # point stdout at nothing so the interpreter's last flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
