@@ -83,11 +83,17 @@ def accepted(stack: LocalStack, payload: dict[str, Any], topic: str) -> None:
     assert (status, body) == (202, body) and body.get("status") != "ignored", body
 
 
+def started(stack: LocalStack, **fields: Any) -> dict[str, Any]:
+    """A checkout created at 10:00 Tokyo (clear of quiet hours for the hours that follow), accepted."""
+    stack.advance_to_local_time(10)
+    created = checkout(stack, **fields)
+    accepted(stack, created, "checkouts/create")
+    return created
+
+
 def test_a_checkout_left_alone_is_recovered_with_its_items_and_link(local_stack: LocalStack) -> None:
     stack = local_stack
-    stack.advance_to_local_time(10)
-    created = checkout(stack)
-    accepted(stack, created, "checkouts/create")
+    created = started(stack)
     stack.advance(HOUR)
     # The shopper came back and changed the quantity: the timer counts from this update.
     updated = {**created, "updated_at": now(stack), "total_price": "2560"}
@@ -109,9 +115,7 @@ def test_a_checkout_left_alone_is_recovered_with_its_items_and_link(local_stack:
 
 def test_an_order_for_the_checkout_stops_the_flow_and_a_replay_changes_nothing(local_stack: LocalStack) -> None:
     stack = local_stack
-    stack.advance_to_local_time(10)
-    created = checkout(stack)
-    accepted(stack, created, "checkouts/create")
+    created = started(stack)
     stack.advance(HOUR)
     placed = order(stack, created)
     webhook_id = str(uuid.uuid4())
@@ -128,9 +132,7 @@ def test_an_order_for_the_checkout_stops_the_flow_and_a_replay_changes_nothing(l
 
 def test_a_checkout_that_completes_is_an_order(local_stack: LocalStack) -> None:
     stack = local_stack
-    stack.advance_to_local_time(10)
-    created = checkout(stack)
-    accepted(stack, created, "checkouts/create")
+    created = started(stack)
     stack.advance(30 * 60)
     done = now(stack)
     accepted(stack, {**created, "updated_at": done, "completed_at": done}, "checkouts/update")
@@ -143,9 +145,7 @@ def test_a_checkout_that_completes_is_an_order(local_stack: LocalStack) -> None:
 
 def test_a_deleted_checkout_sends_nothing(local_stack: LocalStack) -> None:
     stack = local_stack
-    stack.advance_to_local_time(10)
-    created = checkout(stack)
-    accepted(stack, created, "checkouts/create")
+    created = started(stack)
     stack.advance(HOUR)
     accepted(stack, {"id": created["id"], "token": created["token"], "updated_at": now(stack)}, "checkouts/delete")
 
@@ -157,9 +157,7 @@ def test_a_deleted_checkout_sends_nothing(local_stack: LocalStack) -> None:
 
 def test_a_shopper_who_did_not_accept_marketing_gets_nothing(local_stack: LocalStack) -> None:
     stack = local_stack
-    stack.advance_to_local_time(10)
-    created = checkout(stack, buyer_accepts_marketing=False)
-    accepted(stack, created, "checkouts/create")
+    created = started(stack, buyer_accepts_marketing=False)
 
     stack.advance(3 * HOUR)
 
@@ -168,9 +166,7 @@ def test_a_shopper_who_did_not_accept_marketing_gets_nothing(local_stack: LocalS
 
 def test_an_order_after_the_email_is_a_recovered_order(local_stack: LocalStack) -> None:
     stack = local_stack
-    stack.advance_to_local_time(10)
-    created = checkout(stack)
-    accepted(stack, created, "checkouts/create")
+    created = started(stack)
     stack.advance(2 * HOUR + 60)
     assert len(stack.outbox(to=created["email"])) == 1
     before = stack.report()
