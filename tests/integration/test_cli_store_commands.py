@@ -119,6 +119,11 @@ def test_an_argument_that_was_not_utf8_on_the_command_line_is_refused_before_any
         (("--url", "shop.example.jp"), {}, "url must be an absolute http(s) URL, got 'shop.example.jp'"),
         (("--url", "https://[shop.example.jp"), {}, "url must be an absolute http(s) URL, got 'https://[shop"),
         ((), {"flows": {"cart_recovery": {"steps": [{"step": 1, "delay_seconds": -60}]}}}, "delays are 0 seconds"),
+        (
+            (),
+            {"coupon": {"code": "X", "apply_url": "https://[shop.example.jp/discount/{code}"}},
+            "coupon apply_url must be an absolute https URL with {code} after the host",
+        ),
         (("--shopify-secret", "two words"), {}, "a Shopify secret is the app's key as Shopify shows it"),
         # Read by nothing, a misspelt setting was once dropped without a word: the store kept the default.
         ((), {"frequency_cap_hour": 24}, "'frequency_cap_hour' is not a setting (did you mean 'frequency_cap_hours'?)"),
@@ -131,7 +136,8 @@ def test_an_argument_that_was_not_utf8_on_the_command_line_is_refused_before_any
         ),
     ],
     ids=[
-        *("sender", "timezone", "locale", "currency", "url", "url-bracket", "delay", "shopify-secret"),
+        *("sender", "timezone", "locale", "currency", "url", "url-bracket", "delay", "apply-url-bracket"),
+        "shopify-secret",
         *("typo", "help-typo", "step-without-templates"),
     ],
 )

@@ -113,9 +113,15 @@ def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return data
 
 
-def _store_check(svc: Services, overrides: dict[str, str]) -> Callable[[Store], str | None]:
-    """Refuses settings under which a step could never be sent (see ``unsendable_step``)."""
-    return lambda store: unsendable_step(store, overrides, svc.clock.now())
+def _store_check(svc: Services, *, uploaded: bool) -> Callable[[Store], str | None]:
+    """Refuses settings under which a step could never be sent (see ``unsendable_step``), with the store's
+    uploaded templates when it may have some (``uploaded``), read only when there is a change to check."""
+
+    def check(store: Store) -> str | None:
+        overrides = svc.stores.get_templates(store.store_id) if uploaded else {}
+        return unsendable_step(store, overrides, svc.clock.now())
+
+    return check
 
 
 def cmd_store_create(args: argparse.Namespace) -> int:
@@ -123,7 +129,7 @@ def cmd_store_create(args: argparse.Namespace) -> int:
         data = {**_settings_from_args(args), "store_id": args.id}
         svc = _services(args)
         store = create_store(
-            svc.stores, data, svc.clock, shopify_secret=args.shopify_secret, check=_store_check(svc, {})
+            svc.stores, data, svc.clock, shopify_secret=args.shopify_secret, check=_store_check(svc, uploaded=False)
         )
     except InvalidStore as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -151,18 +157,18 @@ def cmd_store_update(args: argparse.Namespace) -> int:
             print("error: nothing to change: give --settings FILE or a setting's flag", file=sys.stderr)
             return 2
         svc = _services(args)
-        overrides = svc.stores.get_templates(args.id) if svc.stores.get(args.id) else {}
-        change = update_store(svc.stores, args.id, patch, check=_store_check(svc, overrides))
+        change = update_store(svc.stores, args.id, patch, check=_store_check(svc, uploaded=True))
     except UnknownStore:
         print(f"error: no store {args.id!r}", file=sys.stderr)
         return 1
     except InvalidStore as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not change.changed:
+    changed = change.changed
+    if not changed:
         print(f"store {args.id}: no change")
         return 0
-    print(f"store {args.id} updated: {', '.join(change.changed)}")
+    print(f"store {args.id} updated: {', '.join(changed)}")
     if not args.local:
         print(
             f"warm ingest functions use it within {INGEST_STORE_CACHE_SECONDS:g} s and sends within a minute "

@@ -6,6 +6,7 @@ created with only a name and a sender already runs the default cart-recovery flo
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, time, timedelta
@@ -25,6 +26,7 @@ from cartrecovery.domain.events import (
     is_http_url,
     is_language_tag,
     is_time_zone,
+    split_url,
 )
 
 STORE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -134,8 +136,8 @@ def check_apply_url(pattern: str) -> None:
     """An auto-apply pattern is an absolute https URL with ``{code}`` in its path or query."""
     if "{code}" not in pattern:
         raise ValueError("coupon apply_url must contain {code}")
-    parts = urlsplit(pattern.replace("{code}", "CODE"))
-    if parts.scheme != "https" or not parts.hostname or "{code}" in urlsplit(pattern).netloc:
+    parts = split_url(pattern.replace("{code}", "CODE"))
+    if parts is None or parts.scheme != "https" or not parts.hostname or "{code}" in urlsplit(pattern).netloc:
         raise ValueError(f"coupon apply_url must be an absolute https URL with {{code}} after the host: {pattern!r}")
 
 
@@ -273,6 +275,7 @@ class StoreSettings:
 HELP_KEYS = ("shipping_url", "payment_url", "faq_url", "contact_url")
 
 
+@functools.cache  # on first use, not at import: ingest imports this module and never checks settings
 def _known_keys() -> dict[str, tuple[str, ...]]:
     """The keys each part of the settings' JSON form may have (``flows.*`` and ``steps[]`` by shape)."""
     return {
@@ -346,11 +349,15 @@ def settings_shape_problem(data: dict[str, Any]) -> str | None:
                 problem = _unknown_key(step, "step", where) or _typed(step, where, numbers=("step", "delay_seconds"))
                 if problem:
                     return problem
-    if data.get("recommendations") is not None:
-        problem = _objects(data["recommendations"], "recommendations")
-        for index, product in enumerate(data["recommendations"] if problem is None else ()):
-            problem = problem or _unknown_key(product, "recommendation", f"recommendations[{index}].")
-        return problem
+    recommendations = data.get("recommendations")
+    if recommendations is not None:
+        problem = _objects(recommendations, "recommendations")
+        if problem:
+            return problem
+        for index, product in enumerate(recommendations):
+            problem = _unknown_key(product, "recommendation", f"recommendations[{index}].")
+            if problem:
+                return problem
     return None
 
 
