@@ -289,3 +289,34 @@ def test_booleans_are_not_numbers_and_amounts_are_never_negative() -> None:
     body["cart"]["items"][0]["unit_price"] = -1
     body["cart"]["total"] = False
     assert set(errors_of(body)) == {"cart.items[0].quantity", "cart.items[0].unit_price", "cart.total"}
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("123456789.000000000000000000000", "123456789"),  # 9 integer digits and 21 places: 30 digits
+        ("999999999999." + "0" * 25, "999999999999"),
+        ("1000000000000." + "0" * 400, "1000000000000"),
+        ("12345678901.123456789012345678900", "12345678901.1234567890123456789"),  # 20 places kept exactly
+        ("0." + "0" * 40, "0"),
+    ],
+)
+def test_trailing_zeros_past_twenty_places_are_dropped_exactly_at_any_size(text: str, kept: str) -> None:
+    raw = _with_total(text)
+    event = parse_event(decode_json(raw))
+    assert event.cart is not None and event.cart.total == Decimal(kept)
+    assert event.cart.total.as_tuple().exponent >= -20  # stored with at most 20 places
+
+
+@pytest.mark.parametrize(
+    "text", ["12345678901.123456789012345678901", "1." + "0" * 400 + "1", "0.000000000000000000001"]
+)
+def test_a_nonzero_digit_past_twenty_places_is_a_400_however_long_the_number(text: str) -> None:
+    assert errors_of(decode_json(_with_total(text))) == {"cart.total": "has more than 20 decimal places"}
+
+
+def _with_total(number_text: str) -> bytes:
+    """A cart event whose ``cart.total`` is the JSON number written exactly as ``number_text``."""
+    body = cart_updated("2026-12-01T10:15:00Z")
+    body["cart"]["total"] = "TOTAL"
+    return json.dumps(body).replace('"TOTAL"', number_text).encode()

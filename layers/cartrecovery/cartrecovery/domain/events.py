@@ -160,6 +160,22 @@ def is_http_url(text: str) -> bool:
     )
 
 
+def _without_trailing_places(amount: Decimal) -> Decimal | None:
+    """``amount`` with at most ``MAX_DECIMAL_PLACES`` places, dropping only zeros (None if a digit beyond is not).
+
+    Works on the digits themselves: ``normalize`` and ``quantize`` round to the context's 28 digits, and an
+    amount up to 10^12 with 20 places has 33, so they would raise or round where this only cuts zeros."""
+    sign, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)  # a finite amount
+    extra = -MAX_DECIMAL_PLACES - exponent
+    if extra <= 0:
+        return amount
+    kept, dropped = digits[:-extra], digits[-extra:]
+    if any(dropped):
+        return None
+    return Decimal((sign, kept or (0,), -MAX_DECIMAL_PLACES))
+
+
 def is_time_zone(name: str) -> bool:
     try:
         ZoneInfo(name)
@@ -294,12 +310,10 @@ class _Validator:
         if amount > Decimal("1e12"):
             self.fail(path, "is too large")
             return None
-        if amount.as_tuple().exponent < -MAX_DECIMAL_PLACES:  # type: ignore[operator]
-            if amount.normalize().as_tuple().exponent < -MAX_DECIMAL_PLACES:  # type: ignore[operator]
-                self.fail(path, f"has more than {MAX_DECIMAL_PLACES} decimal places")
-                return None
-            amount = amount.quantize(Decimal(1).scaleb(-MAX_DECIMAL_PLACES))  # only trailing zeros go
-        return amount
+        exact = _without_trailing_places(amount)
+        if exact is None:
+            self.fail(path, f"has more than {MAX_DECIMAL_PLACES} decimal places")
+        return exact
 
     def currency(self, data: dict[str, Any], key: str, path: str, *, required: bool) -> str | None:
         text = self.string(data, key, path, required=required, max_len=3)
