@@ -316,6 +316,25 @@ class LocalStack:
         assert status == 202, body
         return cart_id, email, at
 
+    def new_store(self, settings: dict[str, Any] | None = None) -> tuple[str, str]:
+        """A store of the calling test's own, for what must not touch the shared demo store (its settings, its
+        report): created with ``cartrecovery store create`` and ``settings`` as its settings file.
+        Returns (store id, webhook secret)."""
+        store_id = new_id("shop")
+        extra: list[str] = []
+        if settings is not None:
+            path = self.workdir / f"{store_id}.json"
+            path.write_text(json.dumps(settings), encoding="utf-8")
+            extra = ["--settings", str(path)]
+        sender = self.store_settings()["sender_email"]
+        created = self.cli(
+            *("store", "create", "--id", store_id, "--name", "新茶屋", "--sender-email", sender),
+            *("--address", "京都府京都市下京区 1-2-3", "--contact", "support@example.jp", *extra),
+        )
+        assert created.returncode == 0, created.stderr
+        lines = created.stdout.splitlines()
+        return store_id, next(line.split(": ", 1)[1] for line in lines if line.startswith("webhook secret"))
+
     def cli(self, *argv: str) -> subprocess.CompletedProcess[str]:
         """The operator CLI against this stack (``--local`` finds it through ``.local/`` in its folder)."""
         return subprocess.run(

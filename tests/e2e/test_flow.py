@@ -3,6 +3,7 @@ the cart's activity, tracking events in the report and an order after an email c
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -151,3 +152,29 @@ def test_open_and_click_are_counted_and_an_order_after_the_email_converts(local_
     cart = stack.cart_view(cart_id)
     assert cart["timer"] is None
     assert cart["decisions"][-1]["reason"] == "cart_ordered", cart["decisions"]
+
+
+def test_a_store_in_dollars_reports_revenue_with_cents(local_stack: LocalStack) -> None:
+    """A USD store's first recovered order of $19.50: the report (the console's route and the CLI's JSON) adds
+    the cents exactly, row and totals alike."""
+    stack = local_stack
+    store_id, secret = stack.new_store({"currency": "USD", "locale": "en"})
+    stack.advance_to_local_time(10)
+    cart_id, email = stack.new_id(), stack.unique_email("usd")
+    items = [{"sku": "MUG-1", "name": "Mug", "url": "https://shop.example.com/mug", "unit_price": 9.75, "quantity": 2}]
+    cart = stack.cart_event(cart_id, email, stack.now(), currency="USD", items=items, locale="en")
+    assert stack.post_event(cart, secret=secret, store=store_id)[0] == 202
+    stack.advance(2 * HOUR + 60)
+    assert len(stack.outbox(to=email)) == 1
+
+    order = stack.order_event(cart_id, email, stack.now(), total=19.5, currency="USD")
+    assert stack.post_event(order, secret=secret, store=store_id)[0] == 202
+
+    report = stack.report(store=store_id)
+    (row,) = report["rows"]
+    assert (row["step"], row["sent"], row["converted"], row["revenue"]) == (1, 1, 1, 19.5)
+    assert (report["totals"]["converted"], report["totals"]["revenue"]) == (1, 19.5)
+    answer = stack.cli("report", "--store", store_id, "--json")
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)["totals"]["revenue"] == 19.5
+    assert stack.get("/_local/").status == 200  # the console shows the same report

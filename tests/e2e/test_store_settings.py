@@ -17,19 +17,6 @@ LocalStack = Any  # the fixture's class lives in conftest.py
 HOUR = 3600
 
 
-def new_store(stack: LocalStack) -> tuple[str, str]:
-    """A store of this test's own (the demo store is shared by every test): (store id, webhook secret)."""
-    store_id = stack.new_id("shop")
-    sender = stack.store_settings()["sender_email"]
-    created = stack.cli(
-        *("store", "create", "--id", store_id, "--name", "新茶屋", "--sender-email", sender),
-        *("--address", "京都府京都市下京区 1-2-3", "--contact", "support@example.jp"),
-    )
-    assert created.returncode == 0, created.stderr
-    secret = next(line.split(": ", 1)[1] for line in created.stdout.splitlines() if line.startswith("webhook secret"))
-    return store_id, secret
-
-
 def update(stack: LocalStack, store_id: str, patch: dict[str, Any], tmp_path: Path) -> str:
     path = tmp_path / "patch.json"
     path.write_text(json.dumps(patch), encoding="utf-8")
@@ -40,7 +27,7 @@ def update(stack: LocalStack, store_id: str, patch: dict[str, Any], tmp_path: Pa
 
 def test_pending_steps_follow_a_settings_update(local_stack: LocalStack, tmp_path: Path) -> None:
     stack = local_stack
-    store_id, secret = new_store(stack)
+    store_id, secret = stack.new_store()
     stack.advance_to_local_time(10)
     cart_id, email = stack.new_id(), stack.unique_email("update")
     status, body = stack.post_event(stack.cart_event(cart_id, email, stack.now()), secret=secret, store=store_id)

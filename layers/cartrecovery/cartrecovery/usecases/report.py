@@ -20,8 +20,9 @@ def build_report(ledger: MessageLedger, store_id: str, day_from: date, day_to: d
         row = merged.setdefault(key, {"flow": key[0], "step": key[1], "variant": key[2], **{c: 0 for c in COLUMNS}})
         for column in COLUMNS:
             row[column] += raw.get(column, 0) or 0
+    # Totals sum the exact counts; the rows' JSON numbers (a float for fractional revenue) are only for output.
+    totals = {c: _number(sum((Decimal(row[c]) for row in merged.values()), start=Decimal(0))) for c in COLUMNS}
     rows = [_plain(merged[k]) for k in sorted(merged)]
-    totals = {c: _number(sum((r[c] for r in rows), start=Decimal(0))) for c in COLUMNS}
     return {"store": store_id, "from": day_from.isoformat(), "to": day_to.isoformat(), "rows": rows, "totals": totals}
 
 
