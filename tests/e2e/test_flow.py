@@ -178,3 +178,22 @@ def test_a_store_in_dollars_reports_revenue_with_cents(local_stack: LocalStack) 
     assert answer.returncode == 0, answer.stderr
     assert json.loads(answer.stdout)["totals"]["revenue"] == 19.5
     assert stack.get("/_local/").status == 200  # the console shows the same report
+
+
+def test_two_snapshots_in_one_second_arriving_newest_first_email_the_newest(local_stack: LocalStack) -> None:
+    stack = local_stack
+    stack.advance_to_local_time(10)
+    cart_id, email = stack.new_id(), stack.unique_email("subsecond")
+    at = stack.now().replace(microsecond=0) - timedelta(seconds=30)
+    line = {"url": "https://shop.example.jp/products/tea", "unit_price": 1280, "quantity": 1}
+    newest = [{**line, "sku": "NEW-1", "name": "新しい煎茶"}, {**line, "sku": "NEW-2", "name": "新しい番茶"}]
+    oldest = [{**line, "sku": "OLD-1", "name": "古い玄米茶"}]
+    newer = stack.cart_event(cart_id, email, at + timedelta(milliseconds=750), items=newest)
+    older = stack.cart_event(cart_id, email, at + timedelta(milliseconds=250), items=oldest)
+    assert stack.post_event(newer)[0] == 202
+    assert stack.post_event(older)[0] == 202  # accepted, and ignored: the cart holds a newer snapshot
+
+    stack.advance(2 * HOUR + 60)
+    (message,) = stack.outbox(to=email)
+    assert "新しい煎茶" in message["text"] and "新しい番茶" in message["text"]
+    assert "古い玄米茶" not in message["text"]

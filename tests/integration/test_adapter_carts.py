@@ -275,7 +275,7 @@ def _activity(at: datetime, customer: dict[str, Any] | None, **cart: Any) -> Eve
     }
     body: dict[str, Any] = {
         "type": "cart.updated",
-        "occurred_at": isoformat(at),
+        "occurred_at": at.isoformat(),  # with its fraction of a second, if any
         "cart": {
             k: v for k, v in {"id": "c-1", "currency": "JPY", "items": [line], "total": 1920, **cart}.items() if v
         },
@@ -336,7 +336,7 @@ def test_a_snapshot_that_needs_the_stored_cart_is_refused_and_hands_it_back(
 ) -> None:
     now = deployment.start
     later = _activity(now + timedelta(minutes=5), {"email": "taro@example.jp"})
-    same_second = _activity(now + timedelta(microseconds=900_000), {"email": "taro@example.jp"})
+    simultaneous = _activity(now, {"email": "taro@example.jp"})
 
     # No cart yet: the caller creates it (and arms it) itself.
     assert carts.apply_activity(activity_snapshot(later, "tea-shop", "c-1")) == ActivityWrite(False, None)
@@ -347,14 +347,38 @@ def test_a_snapshot_that_needs_the_stored_cart_is_refused_and_hands_it_back(
 
     assert carts.arm_if_idle("tea-shop", "c-1", timer(deployment), Decision(now, "armed", "cart_recovery", 1))
     armed = carts.get("tea-shop", "c-1")
-    # Not newer than the stored snapshot by a whole second: the fold decides, with full precision.
-    assert carts.apply_activity(activity_snapshot(same_second, "tea-shop", "c-1")) == ActivityWrite(False, armed)
+    # Not newer than the stored snapshot: the fold decides.
+    assert carts.apply_activity(activity_snapshot(simultaneous, "tea-shop", "c-1")) == ActivityWrite(False, armed)
 
     assert armed is not None
     carts.save_fold(dataclasses.replace(armed, status=CLEARED, closed_at=now), expected_version=armed.version)
     cleared = carts.get("tea-shop", "c-1")
     assert carts.apply_activity(activity_snapshot(later, "tea-shop", "c-1")) == ActivityWrite(False, cleared)
     assert carts.get("tea-shop", "c-1") == cleared  # nothing written by any refusal
+
+
+def test_snapshots_a_fraction_of_a_second_apart_keep_their_order_whichever_arrives_first(
+    carts: DynamoCartRepository, cart: CartState, deployment: Deployment, svc: Services
+) -> None:
+    # 0.75 s after the stored activity (3 items), then 0.25 s after it (1 item), in that order of arrival.
+    armed = Decision(deployment.start, "armed", "cart_recovery", 1)
+    carts.save_fold(cart, expected_version=None, arm=(timer(deployment), armed))
+    three = [
+        {"sku": f"TEA-01{n}", "name": "煎茶", "url": "https://shop.example.jp/t", "unit_price": 1, "quantity": 1}
+        for n in range(3)
+    ]
+    newer = _activity(deployment.start + timedelta(milliseconds=750), None, items=three, total=3)
+    older = _activity(deployment.start + timedelta(milliseconds=250), None)
+
+    assert carts.apply_activity(activity_snapshot(newer, "tea-shop", "c-1")) == ActivityWrite(True)
+    stored = carts.get("tea-shop", "c-1")
+    assert stored is not None and stored.last_activity_at == newer.occurred_at  # the fraction is kept
+    assert _raw_item(svc, "c-1")["last_activity_at"] == {"S": isoformat(deployment.start)[:-1] + ".750000Z"}
+
+    refused = carts.apply_activity(activity_snapshot(older, "tea-shop", "c-1"))
+    assert refused == ActivityWrite(False, stored)
+    assert fold(stored, older, "tea-shop", "c-1") == stored  # the fold, too, sees it is older: nothing changes
+    assert len(stored.items) == 3
 
 
 def _raw_item(svc: Services, cart_id: str) -> dict[str, Any]:

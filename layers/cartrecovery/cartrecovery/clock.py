@@ -52,6 +52,14 @@ def isoformat(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def isoformat_exact(moment: datetime) -> str:
+    """RFC 3339 in UTC with six fractional digits always, for the times events are ordered by: an event may
+    be a fraction of a second after another, and the fixed width keeps them comparable as text."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def parse_rfc3339(text: str) -> datetime:
     """Parse an RFC 3339 timestamp that carries an offset; naive timestamps are rejected."""
     value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))

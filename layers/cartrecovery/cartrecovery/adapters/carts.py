@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from cartrecovery.adapters.dynamo_codec import from_item, opt_str, opt_time, to_attr
+from cartrecovery.clock import isoformat_exact
 from cartrecovery.domain.cart import CLAIMED, OPEN, CartState, Decision, StepRecord, Timer
 from cartrecovery.domain.events import Consent, Customer, Item
 from cartrecovery.ports import ActivityWrite, ConcurrentUpdate
@@ -101,8 +102,9 @@ class DynamoCartRepository:
         """The common cart event, a newer snapshot of an open cart whose timer is armed, in one write and
         no read: ``with_newer_activity`` needs nothing from the stored cart, so its update expression can
         say it (the snapshot's contents whole; of the customer and currency, only what the event states).
-        The condition (timestamps compare as text: UTC, whole seconds) leaves every other case, a new cart,
-        a closed one, an older or same-second event, a cart without a timer, to the caller's read-fold-write,
+        The condition (the times compare as text: UTC, always six fractional digits) leaves every other case,
+        a new cart, a closed one, an older or simultaneous event, a cart without a timer (and a cart stored
+        with whole seconds, before its fraction was kept, within that second), to the caller's read-fold-write,
         which gets the stored item from the refusal itself."""
         fields = fold_fields(snapshot)
         customer = fields["customer"]
@@ -332,7 +334,9 @@ class DynamoCartRepository:
 
 
 def fold_fields(cart: CartState) -> dict[str, Any]:
-    """The attributes an event fold owns (never steps, timer or decisions)."""
+    """The attributes an event fold owns (never steps, timer or decisions). The times events are ordered by
+    keep their fraction of a second (``isoformat_exact``): whole seconds made an event 0.8 s older than the
+    stored one look newer to the fold."""
     return {
         "status": cart.status,
         "currency": cart.currency,
@@ -340,12 +344,16 @@ def fold_fields(cart: CartState) -> dict[str, Any]:
         "total": cart.total,
         "recovery_url": cart.recovery_url,
         "customer": encode_customer(cart.customer),
-        "first_seen_at": cart.first_seen_at,
-        "last_activity_at": cart.last_activity_at,
-        "closed_at": cart.closed_at,
+        "first_seen_at": _exact(cart.first_seen_at),
+        "last_activity_at": _exact(cart.last_activity_at),
+        "closed_at": _exact(cart.closed_at),
         "order_id": cart.order_id,
         "order_total": cart.order_total,
     }
+
+
+def _exact(moment: datetime | None) -> str | None:
+    return isoformat_exact(moment) if moment is not None else None
 
 
 def encode_item(item: Item) -> dict[str, Any]:
