@@ -58,6 +58,27 @@ def test_an_order_for_the_cart_before_step_one_sends_nothing(local_stack: LocalS
     assert cart["status"] == "ordered"
 
 
+def test_an_order_naming_its_cart_by_cart_id_closes_it_and_later_activity_does_not_reopen_it(
+    local_stack: LocalStack,
+) -> None:
+    """integration.md: ``order.cart_id`` (or ``cart.id`` if the event carries a ``cart`` object) closes the cart.
+    The order carries no customer, so nothing but its ``cart.id`` can stop this cart."""
+    stack = local_stack
+    cart_id, email, _ = stack.start_cart()
+    stack.advance(HOUR)
+    order = stack.order_event(cart_id, email, stack.now())
+    del order["order"]["cart_id"], order["customer"]
+    order["cart"] = {"id": cart_id}
+    assert stack.post_event(order)[0] == 202
+    assert stack.cart_view(cart_id)["status"] == "ordered"
+
+    stack.advance(60)  # the shop posts the emptied-then-refilled cart after the order: still closed
+    assert stack.post_event(stack.cart_event(cart_id, email, stack.now()))[0] == 202
+    stack.advance(3 * HOUR)
+    assert stack.outbox(to=email) == []
+    assert_stopped(stack, cart_id, "cart_ordered")
+
+
 def test_an_order_by_the_same_address_on_another_cart_sends_nothing(local_stack: LocalStack) -> None:
     stack = local_stack
     cart_id, email, _ = stack.start_cart(customer_id=local_stack.new_id("u"))

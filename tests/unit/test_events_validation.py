@@ -75,6 +75,16 @@ def test_an_order_without_a_cart_still_parses_when_it_names_the_customer() -> No
     assert set(errors_of(order_placed("2026-12-01T11:00:00Z", cart_id=None, email=None))) == {"order.cart_id"}
 
 
+def test_an_order_may_name_its_cart_by_cart_id_and_order_cart_id_wins_over_it() -> None:
+    body = order_placed("2026-12-01T11:00:00Z", cart_id=None, email=None)
+    body["cart"] = {"id": "c-7"}
+    order = parse_event(body).order
+    assert order is not None and order.cart_id == "c-7"
+    body["order"]["cart_id"] = "c-8"
+    order = parse_event(body).order
+    assert order is not None and order.cart_id == "c-8"
+
+
 # --- invalid events: every problem in one answer -----------------------------------------------------------
 
 

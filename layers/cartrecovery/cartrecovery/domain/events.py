@@ -7,6 +7,7 @@ JSON text itself (``parse_float=Decimal``), never floats.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -222,10 +223,14 @@ def parse_event(data: Any) -> Event:
     if kind == "cart.cleared" and "cart" not in data:
         v.fail("cart", "is required for cart.cleared")
     if kind == "order.placed":
+        if order is not None and order.cart_id is None and cart is not None:
+            order = dataclasses.replace(order, cart_id=cart.id)  # the order's cart named by ``cart.id``
         if "order" not in data:
             v.fail("order", "is required for order.placed")
         elif order is not None and order.cart_id is None and not (customer and (customer.email or customer.id)):
-            v.fail("order.cart_id", "an order needs order.cart_id or a customer email or id to match a cart")
+            v.fail(
+                "order.cart_id", "an order needs order.cart_id (or cart.id) or a customer email or id to match a cart"
+            )
     if kind in ("customer.unsubscribed", "customer.consent_changed") and not (customer and customer.email):
         v.fail("customer.email", "is required for " + kind)
     if kind == "customer.consent_changed" and customer is not None and customer.consent is None:
