@@ -28,18 +28,18 @@ def confirm(event: dict[str, Any]) -> Answer:
     token = path_parameter(event, "token")
     subject = services().unsubscribe.check(token)
     # A relative action (the token itself) posts back to this same URL, also behind a custom base path.
-    return _page(200, confirm_page(_locale(subject.store_locale), subject.store_name, token))
+    return _page(200, confirm_page(_locale(subject.locale), subject.store_name, token))
 
 
 def one_click(event: dict[str, Any]) -> Answer:
-    token = path_parameter(event, "token")
+    # The token first: an invalid one is a 404 whatever the body, and a body is only read for a real link.
+    subject = services().unsubscribe.check(path_parameter(event, "token"))
     if not is_one_click(lower_headers(event).get("content-type", ""), raw_body(event)):
-        services().unsubscribe.check(token)  # an invalid token is still a 404, whatever the body
-        return _page(400, bad_request_page())
-    subject = services().unsubscribe(token)
+        return _page(400, bad_request_page(_locale(subject.locale)))
+    services().unsubscribe.record(subject)
     metrics.add_metric(name="Unsubscribed", unit=MetricUnit.Count, value=1)
     logger.info("unsubscribed", extra={"store_id": subject.token.store_id, "flow": subject.token.flow})
-    return _page(200, done_page(_locale(subject.store_locale), subject.store_name))
+    return _page(200, done_page(_locale(subject.locale), subject.store_name))
 
 
 ROUTES = {"GET /u/{token}": confirm, "POST /u/{token}": one_click}

@@ -276,14 +276,15 @@ def test_events_out_of_order_leave_the_cart_as_their_history_says_with_no_cart_r
     post(timedelta(0), 1)  # creates the cart and arms step 1
     post(timedelta(minutes=20), 3)  # newer: written without reading the cart
     post(timedelta(minutes=10), 2)  # late: refused, and the fold of the cart the refusal returned keeps minute 20
-    post(timedelta(minutes=20, seconds=0.5), 4)  # newer, but in the stored second: the fold compares exactly
+    post(timedelta(minutes=20, seconds=0.5), 4)  # newer by half a second: written without a read too
+    post(timedelta(minutes=20, seconds=0.25), 7)  # late by a quarter second: refused, the fold keeps 0.5
     post(timedelta(minutes=5), 9)  # late again
 
-    assert reads == [env.svc.settings.stores_table] * 5  # the store, once per event; never the cart
+    assert reads == [env.svc.settings.stores_table] * 6  # the store, once per event; never the cart
     cart = env.svc.carts.get("tea-shop", "c-1")
     assert cart is not None
     assert [item.quantity for item in cart.items] == [4]
-    assert cart.last_activity_at == start + timedelta(minutes=20)  # stored in whole seconds
+    assert cart.last_activity_at == start + timedelta(minutes=20, seconds=0.5)  # stored to the microsecond
     assert cart.version == 3  # created, minute 20, minute 20 and a half: the late events wrote nothing
     assert cart.timer is not None and [d.action for d in cart.decisions] == ["armed"]
 

@@ -1,8 +1,8 @@
 """Unsubscribe tokens: signed, scoped to one store and one address, with no readable address inside.
 
 Format: ``<base64url(json payload)>.<base64url(hmac-sha256 truncated to 16 bytes)>``. The payload names the
-store, the salted address hash and what the email was (flow, step, variant, send day, cart reference), so
-an unsubscribe can be attributed in the report without any lookup by address.
+store, the salted address hash and what the email was (flow, step, variant, send day, and its language for
+the pages the link opens), so an unsubscribe can be attributed in the report without any lookup by address.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class UnsubscribeToken:
     step: int
     variant: str
     day: str  # YYYY-MM-DD of the send, so the report counts the unsubscribe against that day's row
+    locale: str | None = None  # the email's language, for the pages its link opens (absent in older tokens)
 
 
 def _b64(data: bytes) -> str:
@@ -53,6 +54,8 @@ def issue(token: UnsubscribeToken, key: str) -> str:
         "v": token.variant,
         "d": token.day,
     }
+    if token.locale:
+        body["l"] = token.locale
     payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
     return f"{payload}.{_mac(key, payload)}"
 
@@ -86,6 +89,7 @@ def _decode(text: str) -> UnsubscribeToken:
             step=int(body["n"]),
             variant=str(body["v"]),
             day=str(body["d"]),
+            locale=str(body["l"]) if body.get("l") else None,
         )
     except (ValueError, KeyError, TypeError, UnicodeError, OverflowError) as exc:  # Overflow: a step of 1e999
         raise InvalidToken("malformed") from exc

@@ -215,11 +215,13 @@ class RunDueStep:
         variant = "a"
         day = now.astimezone(settings.zone).date().isoformat()
         hashed = email_hash(store.salt, cart.customer.email)
-        token = issue(UnsubscribeToken(store.store_id, hashed, flow.name, step.step, variant, day), store.token_key)
-        unsubscribe_url = f"{self.public_base_url}/u/{token}"
         overrides = self.templates.get_templates(store.store_id) if self.templates else None
         renderer = self.renderer.with_overrides(overrides)
         locale = choose_locale(cart.customer.locale, renderer.available_locales(), settings.locale)
+        token = issue(
+            UnsubscribeToken(store.store_id, hashed, flow.name, step.step, variant, day, locale), store.token_key
+        )
+        unsubscribe_url = f"{self.public_base_url}/u/{token}"
         key = step_key(flow.name, step.step)
         coupon = (
             choose_code(settings.coupon, self.coupons, store.store_id, f"{cart.cart_id}#{key}", now)

@@ -15,6 +15,11 @@ class TokenSubject:
     store_locale: str
     token: UnsubscribeToken
 
+    @property
+    def locale(self) -> str:
+        """The language of the email the link came from (the store's for links issued before tokens said)."""
+        return self.token.locale or self.store_locale
+
 
 class Unsubscribe:
     def __init__(self, stores: StoreRepository, contacts: ContactBook, ledger: MessageLedger, clock: Clock) -> None:
@@ -31,7 +36,10 @@ class Unsubscribe:
         return TokenSubject(store.settings.name, store.settings.locale, verify(text, store.token_key))
 
     def __call__(self, text: str) -> TokenSubject:
-        subject = self.check(text)
+        return self.record(self.check(text))
+
+    def record(self, subject: TokenSubject) -> TokenSubject:
+        """Unsubscribe the address of a token ``check`` verified."""
         token = subject.token
         newly = self.contacts.unsubscribe(token.store_id, "e#" + token.email_hash, self.clock.now(), source="one-click")
         if newly:
