@@ -278,3 +278,24 @@ def test_a_time_more_than_a_day_ahead_is_a_400(local_stack: LocalStack, field: s
     path = "customer.marketing_consent.at" if field == "consent_at" else "occurred_at"
     errors = {e["path"]: e["message"] for e in body["errors"]}
     assert errors[path] == "is more than 24 hours ahead of the receiver's clock", body
+
+
+def test_explain_says_when_a_cart_closed_and_that_its_pending_firing_sends_nothing(local_stack: LocalStack) -> None:
+    stack = local_stack
+    cart_id, email, _ = stack.start_cart()
+    stack.advance(HOUR)
+    order = stack.order_event(cart_id, email, stack.now())
+    assert stack.post_event(order)[0] == 202
+
+    lines = stack.cli("explain", "--store", stack.store_id, "--cart", cart_id).stdout.splitlines()
+    assert lines[0].startswith(f"cart {cart_id}: ordered at ") and f"(order {order['order']['id']})" in lines[0]
+    assert "; last activity 20" in lines[0]
+    assert lines[1].startswith("next: cart_recovery step 1 at ") and lines[1].endswith("ends the flow without an email")
+
+    # An order that arrives before any event of its cart creates it closed: it has no activity to show.
+    first = stack.new_id()
+    assert stack.post_event(stack.order_event(first, stack.unique_email(), stack.now()))[0] == 202
+    answer = stack.cli("explain", "--store", stack.store_id, "--cart", first)
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.splitlines()[0].endswith("; last activity none before it closed"), answer.stdout
+    assert "None" not in answer.stdout

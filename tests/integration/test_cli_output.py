@@ -27,3 +27,63 @@ def test_a_reader_that_stops_early_gets_no_traceback(
             sys.stdout = saved
 
     assert code == 1  # and no BrokenPipeError raised out of main
+
+
+SECRET = "whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
+
+
+@pytest.mark.parametrize(
+    ("argv", "message", "code"),
+    [
+        (["--file", "/no/such/event.json"], "error: cannot read --file /no/such/event.json: No such file", 2),
+        (["--secret", "whsec_!!!"], "error: --secret: ", 2),
+        (["--url", "http://127.0.0.1:1"], "error: cannot post to http://127.0.0.1:1/v1/stores/demo/events: ", 1),
+        (["--url", "localhost:3000"], "error: cannot post to localhost:3000/v1/stores/demo/events: ", 1),
+    ],
+)
+def test_send_event_mistakes_are_one_line_not_a_traceback(
+    argv: list[str], message: str, code: int, capsys: pytest.CaptureFixture[str], tmp_path: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no local stack here: --url and --secret are what the command has
+    defaults = {"--url": "http://127.0.0.1:1", "--secret": SECRET, "--store": "demo"}
+    given = dict(zip(argv[::2], argv[1::2], strict=True))
+    args = [part for flag, value in {**defaults, **given}.items() for part in (flag, value)]
+    assert cli_main.main(["send-event", *args]) == code
+    out, err = capsys.readouterr()
+    assert err.startswith(message), err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert out == ""
+
+
+def test_send_event_posts_to_the_store_id_as_one_path_segment(
+    capsys: pytest.CaptureFixture[str], tmp_path: Any, monkeypatch: Any
+) -> None:
+    """A store id with a space (a typo) reaches the server as one encoded segment: its answer (401, no such
+    store) is what the operator sees, not an InvalidURL traceback."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    paths: list[str] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            paths.append(self.path)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(401)
+            self.end_headers()
+            self.wfile.write(b'{"title": "Unauthorized"}')
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.chdir(tmp_path)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        code = cli_main.main(["send-event", "--url", url, "--secret", SECRET, "--store", "no such/shop"])
+    finally:
+        server.shutdown()
+    assert code == 1
+    assert paths == ["/v1/stores/no%20such%2Fshop/events"]
+    assert capsys.readouterr().out.startswith('401 {"title": "Unauthorized"}')

@@ -225,10 +225,77 @@ def test_an_unknown_type_is_rejected_and_its_required_parts_are_still_checked() 
         "1999-12-31T23:59:59Z",
         "2100-01-01T00:00:00Z",
         "",
+        # ISO 8601 forms that are not RFC 3339 (Python's fromisoformat takes them all):
+        "20261201T101500+0900",
+        "2026-W49-2T10:15:00+09:00",
+        "2026-12-01T10Z",
+        "2026-12-01T10:15+09:00",
+        "2026-12-01T10:15:00+09",
+        "2026-12-01T10:15:00+09:00:30",
+        "2026-12-01T10:15:00Z\n",
+        "２０２６-12-01T10:15:00Z",
     ],
 )
 def test_bad_timestamps_are_rejected(stamp: str) -> None:
     assert set(errors_of(cart_cleared(stamp))) == {"occurred_at"}
+
+
+@pytest.mark.parametrize(
+    ("stamp", "instant"),
+    [
+        ("2026-12-01T10:15:00+09:00", datetime(2026, 12, 1, 1, 15, tzinfo=UTC)),
+        ("2026-12-01t01:15:00z", datetime(2026, 12, 1, 1, 15, tzinfo=UTC)),
+        ("2026-12-01 10:15:00.250+09:00", datetime(2026, 12, 1, 1, 15, 0, 250_000, tzinfo=UTC)),
+        ("2016-12-31T23:59:60Z", datetime(2017, 1, 1, tzinfo=UTC)),  # a leap second: the next second
+        ("2026-12-01T01:15:00-00:00", datetime(2026, 12, 1, 1, 15, tzinfo=UTC)),
+    ],
+)
+def test_rfc_3339_timestamps_are_read_as_their_instant(stamp: str, instant: datetime) -> None:
+    assert parse_event(cart_cleared(stamp)).occurred_at == instant
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "taro@example.jp\n",  # "$" matched before a final line break
+        "ta\x00ro@example.jp",
+        "ta\x07ro@example.jp",
+        "a\u202e@example.jp",
+        "太郎@example.jp",  # SES has no SMTPUTF8: the part before the @ must be ASCII
+        "taro@例え.jp",  # a domain in Unicode: its xn-- form is the address
+        "taro@example.jp.",
+        "taro@-example.jp",
+        "taro@example",
+        'a"b@example.jp',
+    ],
+)
+def test_addresses_ses_cannot_send_to_are_refused(address: str) -> None:
+    assert errors_of(cart_updated("2026-12-01T10:15:00Z", email=address)) == {
+        "customer.email": "must be an email address"
+    }
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["taro@example.jp", "Taro.Yamada+cart@Example.JP", "taro..yamada.@docomo.ne.jp", "o'brien@xn--r8jz45g.jp"],
+)
+def test_addresses_as_shops_have_them_are_accepted(address: str) -> None:
+    event = parse_event(cart_updated("2026-12-01T10:15:00Z", email=address))
+    assert event.customer is not None and event.customer.email == address
+
+
+@pytest.mark.parametrize("locale", ["ja\n", "en-US\n", "ja\x00"])
+def test_a_language_tag_with_anything_after_it_is_refused(locale: str) -> None:
+    body = cart_updated("2026-12-01T10:15:00Z")
+    body["customer"]["locale"] = locale
+    assert set(errors_of(body)) == {"customer.locale"}
+
+
+@pytest.mark.parametrize("url", ["https://:80/", "https://@/", "http://:/x", "https://user@/cart", "https:///cart"])
+def test_a_url_without_a_host_is_refused(url: str) -> None:
+    body = cart_updated("2026-12-01T10:15:00Z")
+    body["cart"]["recovery_url"] = url
+    assert errors_of(body) == {"cart.recovery_url": "must be an absolute http(s) URL"}
 
 
 def test_a_timestamp_must_be_a_string_and_consent_times_are_checked_too() -> None:

@@ -6,6 +6,7 @@ mode's virtual clock and the tests' frozen clock implement the same protocol.
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -60,9 +61,23 @@ def isoformat_exact(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+# RFC 3339's date-time (section 5.6), with the space its note allows in place of "T". ``fromisoformat``
+# alone takes any ISO 8601 form (20261201T1015+0900, week dates, hours without minutes, offsets with
+# seconds), which the API promises to refuse.
+_RFC3339 = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ](?P<time>[0-9]{2}:[0-9]{2}):(?P<second>[0-9]{2})"
+    r"(?P<fraction>\.[0-9]+)?(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
 def parse_rfc3339(text: str) -> datetime:
-    """Parse an RFC 3339 timestamp that carries an offset; naive timestamps are rejected."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError("timestamp has no offset")
-    return value
+    """Parse an RFC 3339 timestamp, which always carries an offset. A leap second (``23:59:60``) is read
+    as the second after ``23:59:59``, as POSIX time does; Python's datetime cannot hold it."""
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise ValueError("not an RFC 3339 timestamp with an offset")
+    leap = match["second"] == "60" and match["time"].endswith(":59")  # a leap second ends a minute
+    offset = "+00:00" if match["offset"] in "Zz" else match["offset"]
+    second = "59" if leap else match["second"]
+    value = datetime.fromisoformat(f"{match['date']}T{match['time']}:{second}{match['fraction'] or ''}{offset}")
+    return value + timedelta(seconds=1) if leap else value

@@ -294,9 +294,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if cart is None:
         print(f"no cart {args.cart!r} in store {args.store!r}", file=sys.stderr)
         return 1
-    print(f"cart {cart.cart_id}: {cart.status}; last activity {cart.last_activity_at}")
+    status = cart.status
+    if cart.closed_at is not None:
+        status += f" at {isoformat(cart.closed_at)}" + (f" (order {cart.order_id})" if cart.order_id else "")
+    activity = isoformat(cart.last_activity_at) if cart.last_activity_at else "none before it closed"
+    print(f"cart {cart.cart_id}: {status}; last activity {activity}")
     if cart.timer:
-        print(f"next: {cart.timer.flow} step {cart.timer.step} at {isoformat(cart.timer.due_at)}")
+        due = f"{cart.timer.flow} step {cart.timer.step} at {isoformat(cart.timer.due_at)}"
+        # A closed cart's timer still fires (its schedule exists), and the firing ends the flow: say so.
+        print(f"next: {due}" if cart.is_open else f"next: {due}, which ends the flow without an email")
     for key, record in sorted(cart.steps.items()):
         print(
             f"step {key}: {record.status} at {isoformat(record.at)}"

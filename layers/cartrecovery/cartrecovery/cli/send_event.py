@@ -8,6 +8,7 @@ import json
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -79,10 +80,9 @@ def business_now(base_url: str) -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def post_signed(url: str, secret: str, body: bytes, event_id: str) -> tuple[int, str]:
-    request = urllib.request.Request(  # noqa: S310 (the operator's own http(s) URL)
-        url, data=body, method="POST", headers=signed_headers(secret, event_id, body)
-    )
+def post_signed(url: str, headers: dict[str, str], body: bytes) -> tuple[int, str]:
+    """POST ``body`` with its signature ``headers``: (status, text), for an error status too."""
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310 (the operator's URL)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             return response.status, response.read().decode()
@@ -99,13 +99,28 @@ def cmd_send_event(args: argparse.Namespace) -> int:
         print("error: give --url and --secret, or start the local stack (make run)", file=sys.stderr)
         return 2
     if args.file:
-        body = Path(args.file).read_bytes() if args.file != "-" else sys.stdin.buffer.read()
+        try:
+            body = Path(args.file).read_bytes() if args.file != "-" else sys.stdin.buffer.read()
+        except OSError as exc:
+            print(f"error: cannot read --file {args.file}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     else:
         occurred_at = args.occurred_at or business_now(base_url)
         event = example_event(args.example, args.cart_id, args.email, occurred_at)
         body = json.dumps(event, ensure_ascii=False).encode()
     event_id = args.id or f"evt_{uuid.uuid4().hex}"
-    status, text = post_signed(f"{base_url.rstrip('/')}/v1/stores/{store}/events", secret, body, event_id)
+    url = f"{base_url.rstrip('/')}/v1/stores/{urllib.parse.quote(store, safe='')}/events"
+    try:
+        headers = signed_headers(secret, event_id, body)
+    except ValueError as exc:  # a secret that is not whsec_<base64>
+        print(f"error: --secret: {exc}", file=sys.stderr)
+        return 2
+    try:
+        status, text = post_signed(url, headers, body)
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # ValueError: a URL urllib cannot use
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        print(f"error: cannot post to {url}: {reason}", file=sys.stderr)
+        return 1
     print(f"{status} {text}")
     return 0 if status < 300 else 1
 

@@ -29,7 +29,7 @@ MAX_PRICE = Decimal("1e12")
 MAX_PROBLEMS = 50  # listed; the rest are counted
 COLUMNS = ("sku", "name", "url", "image_url", "price", "in_stock")
 REQUIRED = ("sku", "name", "url")
-_PRICE_TEXT = re.compile(r"^(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
+_PRICE_TEXT = re.compile(r"^(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?\Z")
 _TRUE = frozenset({"true", "yes", "1", "y", "在庫あり"})
 _FALSE = frozenset({"false", "no", "0", "n", "在庫なし", "在庫切れ"})
 

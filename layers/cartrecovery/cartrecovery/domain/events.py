@@ -31,13 +31,16 @@ EVENT_TYPES = frozenset(
         "customer.consent_changed",
     }
 )
+# The local part: RFC 5322's atext and dots, 7-bit ASCII as SES requires (it has no SMTPUTF8); consecutive
+# dots are allowed, as some Japanese mobile carriers' older addresses have them. The domain: LDH labels
+# (an internationalised domain as its xn-- form). ``\Z``, not ``$``, which also matches before a final "\n".
 _EMAIL = re.compile(
-    r"^[^@\s\"<>(),;:\\\[\]]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+\Z"
 )
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}\Z")
 _WHITESPACE = re.compile(r"\s")  # the characters str.isspace() accepts, found in one C-level scan
-_LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*\Z")
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_ITEMS = 100
@@ -155,9 +158,13 @@ def split_url(text: str) -> SplitResult | None:
 
 
 def is_http_url(text: str) -> bool:
+    """http(s) with a host (``https://:80/`` and ``https://user@/`` have a netloc but lead nowhere)."""
     parts = split_url(text)
     return (
-        parts is not None and parts.scheme in ("http", "https") and bool(parts.netloc) and not _WHITESPACE.search(text)
+        parts is not None
+        and parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not _WHITESPACE.search(text)
     )
 
 

@@ -29,7 +29,7 @@ from cartrecovery.domain.events import (
     split_url,
 )
 
-STORE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+STORE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z")
 CART_RECOVERY = "cart_recovery"
 
 

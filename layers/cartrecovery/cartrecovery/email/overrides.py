@@ -24,9 +24,9 @@ MAX_OVERRIDE_BYTES = 350 * 1024
 _SEGMENT = r"[A-Za-z0-9][A-Za-z0-9_-]*"
 TEMPLATE_NAME = re.compile(
     rf"^(?P<locale>{_SEGMENT})/(?:(?P<flow>{_SEGMENT})/step(?P<step>[1-9][0-9]{{0,2}})\.(?:subject|html|txt)"
-    rf"|_[A-Za-z0-9][A-Za-z0-9_.-]*)\.j2$"
+    rf"|_[A-Za-z0-9][A-Za-z0-9_.-]*)\.j2\Z"
 )
-_STEP_SUBJECT = re.compile(rf"^(?P<locale>{_SEGMENT})/(?P<flow>{_SEGMENT})/step(?P<step>[1-9][0-9]*)\.subject\.j2$")
+_STEP_SUBJECT = re.compile(rf"^(?P<locale>{_SEGMENT})/(?P<flow>{_SEGMENT})/step(?P<step>[1-9][0-9]*)\.subject\.j2\Z")
 SPARSE_HINT = (
     "no customer name, shop URL, cart link, images, variants, coupon, recommendations, reassurance, "
     "free-shipping note or help links; "

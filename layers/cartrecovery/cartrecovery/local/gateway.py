@@ -32,7 +32,7 @@ class Route:
     @property
     def pattern(self) -> re.Pattern[str]:
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.template))
-        return re.compile(f"^{regex}$")
+        return re.compile(f"^{regex}\\Z")
 
 
 ROUTES = (

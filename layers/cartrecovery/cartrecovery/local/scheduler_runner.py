@@ -42,7 +42,7 @@ from cartrecovery.usecases.reconcile import GRACE as SWEEP_GRACE
 
 log = logging.getLogger("cartrecovery.local")
 
-AT_EXPRESSION = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
+AT_EXPRESSION = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)\Z")
 MAX_FIRINGS_PER_RUN = 100_000  # a guard against a handler that re-arms a due step forever
 SWEEP_EVERY = timedelta(minutes=5)  # the sweep function's rate in template.yaml
 _EPOCH = datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC"))
