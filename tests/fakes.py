@@ -18,6 +18,7 @@ from cartrecovery.domain.store import Legal, Store, StoreSettings
 from cartrecovery.email.render import EmailRenderer
 from cartrecovery.identity import customer_hash, email_hash
 from cartrecovery.ports import (
+    EARLIER_MESSAGES_KEPT,
     ActivityWrite,
     AlreadyExists,
     ConcurrentUpdate,
@@ -210,8 +211,13 @@ class FakeContacts:
             self._put(store_id, dataclasses.replace(record, suppressed_reason=reason))
 
     def note_sent(self, store_id: str, key: str, last_message: dict[str, Any], **proof: Any) -> None:
-        """The consent proof (``consent``, ``seen``) is the DynamoDB adapter's; its tests are integration tests."""
-        self._put(store_id, dataclasses.replace(self._record(store_id, key), last_message=dict(last_message)))
+        """The consent proof (``consent``, ``seen``) is the DynamoDB adapter's; its tests are integration tests.
+        The email before joins ``earlier_messages``, as the adapter keeps them."""
+        record = self._record(store_id, key)
+        previous = record.last_message
+        moved = [{"message_id": previous["message_id"], "sent_at": previous["sent_at"]}] if previous else []
+        earlier = tuple([*moved, *record.earlier_messages][:EARLIER_MESSAGES_KEPT])
+        self._put(store_id, dataclasses.replace(record, last_message=dict(last_message), earlier_messages=earlier))
 
 
 @dataclass

@@ -197,3 +197,26 @@ def test_two_snapshots_in_one_second_arriving_newest_first_email_the_newest(loca
     (message,) = stack.outbox(to=email)
     assert "新しい煎茶" in message["text"] and "新しい番茶" in message["text"]
     assert "古い玄米茶" not in message["text"]
+
+
+def test_an_order_arriving_after_a_later_email_credits_the_email_it_followed(local_stack: LocalStack) -> None:
+    """An order matched by address alone, made two days after step 1 but delivered after step 2 went out:
+    integration.md credits the latest email before the order (step 1), not none because the address's last
+    email (step 2) came after it."""
+    stack = local_stack
+    _, email, t0 = stack.start_cart()
+    stack.advance_until(t0 + timedelta(days=3, minutes=5))
+    assert len(stack.outbox(to=email)) == 2
+
+    def step_row(report: dict[str, Any], step: int) -> dict[str, Any]:
+        return next(r for r in report["rows"] if r["flow"] == "cart_recovery" and r["step"] == step)
+
+    before = stack.report()
+    order = stack.order_event(stack.new_id(), email, t0 + timedelta(days=2), total=1111)
+    del order["order"]["cart_id"], order["customer"]["id"]  # bought on another device, matched by address
+    assert stack.post_event(order)[0] == 202
+    after = stack.report()
+    assert stack.report_delta(before, after)["converted"] == 1
+    assert step_row(after, 1)["converted"] - step_row(before, 1)["converted"] == 1
+    assert step_row(after, 1)["revenue"] - step_row(before, 1)["revenue"] == 1111
+    assert step_row(after, 2)["converted"] == step_row(before, 2)["converted"]

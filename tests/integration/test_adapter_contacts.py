@@ -92,6 +92,26 @@ def test_orders_keep_the_latest_and_the_last_message_is_remembered(
     assert found.last_message == {**last, "sent_at": "2026-12-01T01:00:00Z"}
 
 
+def test_the_emails_before_the_last_are_kept_newest_first_up_to_three(
+    contacts: DynamoContactBook, deployment: Deployment
+) -> None:
+    consent = ConsentStatement(True, deployment.start, "checkout-form", "evt_1")
+    for n in range(1, 6):
+        seen = record(contacts)
+        sent = {"message_id": f"m-{n}", "flow": "cart_recovery", "step": 1, "variant": "a", "day": "2026-12-01"}
+        # The first email also writes the consent proof (the statement it was sent on), the others do not.
+        contacts.note_sent("tea-shop", KEY, {**sent, "sent_at": f"2026-12-0{n}T01:00:00Z"}, consent, seen)
+        found = record(contacts)
+        assert found is not None and found.last_message is not None
+        assert found.last_message["message_id"] == f"m-{n}"
+        assert [m["message_id"] for m in found.earlier_messages] == [f"m-{k}" for k in range(n - 1, 0, -1)][:3]
+    assert found.earlier_messages[0] == {"message_id": "m-4", "sent_at": "2026-12-04T01:00:00Z"}
+    assert found.history == (consent,)
+
+    contacts.erase("tea-shop", KEY)
+    assert record(contacts).earlier_messages == ()  # type: ignore[union-attr]
+
+
 def test_erasure_keeps_the_stops_and_the_consent_proof_and_forgets_the_rest(
     contacts: DynamoContactBook, deployment: Deployment
 ) -> None:

@@ -63,6 +63,9 @@ class ConsentStatement:
     event: str | None = None
 
 
+EARLIER_MESSAGES_KEPT = 3
+
+
 @dataclass(frozen=True)
 class ContactRecord:
     """What the store knows of one address (or customer id), keyed by its salted hash.
@@ -77,6 +80,9 @@ class ContactRecord:
     suppressed_reason: str | None = None
     last_order_at: datetime | None = None
     last_message: dict[str, Any] | None = None  # {message_id, flow, step, variant, day, sent_at}
+    # The emails before it, newest first ({message_id, sent_at}; at most EARLIER_MESSAGES_KEPT): an order
+    # that arrives after a later email was sent still finds the one it followed.
+    earlier_messages: tuple[dict[str, Any], ...] = ()
     proof: ConsentStatement | None = None
     history: tuple[ConsentStatement, ...] = ()
     proof_expires_at: datetime | None = None

@@ -25,7 +25,7 @@ from cartrecovery.adapters.carts import decode_consent
 from cartrecovery.adapters.dynamo_codec import from_item, opt_str, opt_time, to_attr
 from cartrecovery.clock import isoformat, parse_rfc3339
 from cartrecovery.domain.events import Consent
-from cartrecovery.ports import ConcurrentUpdate, ConsentStatement, ContactRecord
+from cartrecovery.ports import EARLIER_MESSAGES_KEPT, ConcurrentUpdate, ConsentStatement, ContactRecord
 
 STOP = "e#"
 PROOF = "p#"
@@ -219,25 +219,22 @@ class DynamoContactBook:
     ) -> None:
         sent_at = parse_rfc3339(str(last_message["sent_at"]))
         history = seen.history if seen else ()
+        sent = _Sent(last_message, _earlier(seen) if seen is not None else None)
         if consent is not None and not any(_same(consent, s) for s in history):
             proof = _Proof(history, seen.proof_version if seen else 0)
-            if self._write_proof(store_id, key, consent, proof, last_message, sent_at):
+            if self._write_proof(store_id, key, consent, proof, sent, sent_at):
                 return
             # The proof changed since it was read: record the email, then the statement on a fresh read.
-            self._note(store_id, key, last_message, sent_at)
+            self._note(store_id, key, sent, sent_at)
             self._prove(store_id, key, consent)
             return
-        self._note(store_id, key, last_message, sent_at)
+        self._note(store_id, key, sent, sent_at)
 
-    def _note(self, store_id: str, key: str, last_message: dict[str, Any], sent_at: datetime) -> None:
-        self._update_if(
-            store_id,
-            proof_key(key),
-            "SET #m = :m, #e = :e",
-            None,
-            {"#m": "last_message", "#e": "expires_at"},
-            {":m": last_message, ":e": int(proof_expiry(sent_at).timestamp())},
-        )
+    def _note(self, store_id: str, key: str, sent: _Sent, sent_at: datetime) -> None:
+        names = {"#e": "expires_at"}
+        values: dict[str, Any] = {":e": int(proof_expiry(sent_at).timestamp())}
+        expression = "SET #e = :e, " + sent.set_clause(names, values)
+        self._update_if(store_id, proof_key(key), expression, None, names, values)
 
     def _prove(self, store_id: str, key: str, statement: ConsentStatement) -> None:
         """Add a statement to the proof (a statement already there, delivered again, changes nothing)."""
@@ -255,7 +252,7 @@ class DynamoContactBook:
         key: str,
         statement: ConsentStatement,
         proof: _Proof,
-        last_message: dict[str, Any] | None,
+        sent: _Sent | None,
         sent_at: datetime | None,
     ) -> bool:
         """Write the history with ``statement`` added, if the proof is still the version read."""
@@ -268,10 +265,8 @@ class DynamoContactBook:
             ":e": int(expires.timestamp()),
         }
         expression = "SET #h = :h, #v = :v, #e = :e"
-        if last_message is not None:
-            expression += ", #m = :m"
-            names["#m"] = "last_message"
-            values[":m"] = last_message
+        if sent is not None:
+            expression += ", " + sent.set_clause(names, values)
         if proof.version:
             condition = "#v = :read"
             values[":read"] = proof.version
@@ -300,6 +295,31 @@ class DynamoContactBook:
             self.client.delete_item(TableName=self.table, Key=self._key(store_id, key))
 
 
+@dataclass(frozen=True)
+class _Sent:
+    """An email sent to the address: it becomes ``last_message``, and the one before joins ``earlier``
+    (None when the record was not read: the earlier list is then left as it is)."""
+
+    last_message: dict[str, Any]
+    earlier: list[dict[str, Any]] | None
+
+    def set_clause(self, names: dict[str, str], values: dict[str, Any]) -> str:
+        names["#m"] = "last_message"
+        values[":m"] = self.last_message
+        if self.earlier is None:
+            return "#m = :m"
+        names["#r"] = "earlier_messages"
+        values[":r"] = self.earlier
+        return "#m = :m, #r = :r"
+
+
+def _earlier(seen: ContactRecord) -> list[dict[str, Any]]:
+    """What ``earlier_messages`` becomes when a new email follows the ``seen`` record's last one."""
+    previous = seen.last_message
+    moved = [{"message_id": previous["message_id"], "sent_at": previous["sent_at"]}] if previous else []
+    return (moved + [dict(m) for m in seen.earlier_messages])[:EARLIER_MESSAGES_KEPT]
+
+
 def _proof_of(data: dict[str, Any]) -> _Proof:
     history = tuple(s for s in (decode_statement(raw) for raw in data.get("history") or []) if s is not None)
     sent = (data.get("last_message") or {}).get("sent_at")
@@ -324,6 +344,7 @@ def _merge(key: str, stop: dict[str, Any], proof: dict[str, Any]) -> ContactReco
         suppressed_reason=suppressed.get("reason"),
         last_order_at=opt_time(stop.get("last_order_at")),
         last_message=proof.get("last_message") or stop.get("last_message"),
+        earlier_messages=tuple(m for m in proof.get("earlier_messages") or () if isinstance(m, dict)),
         proof=statement,
         history=kept.history,
         proof_expires_at=datetime.fromtimestamp(int(expires), UTC) if expires is not None else None,

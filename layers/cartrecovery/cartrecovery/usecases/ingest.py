@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from cartrecovery.clock import Clock, isoformat
+from cartrecovery.clock import Clock, isoformat, parse_rfc3339
 from cartrecovery.domain.cart import SENT, CartState, Decision, Timer, activity_snapshot, fold
 from cartrecovery.domain.events import CART_ACTIVITY, Event
 from cartrecovery.domain.store import Store
@@ -174,13 +174,15 @@ class IngestEvent:
             if sent:
                 message_id = max(sent, key=lambda r: r.at).message_id
         if message_id is None and keys:
+            # The address's emails, newest first: the latest one sent before the order, within the window.
+            # (An order that arrives late may find a later email already sent; the one it followed is kept.)
             for record in self.contacts.get_many(store.store_id, keys).values():
-                last = record.last_message
-                if not last:
-                    continue
-                sent_at = datetime.fromisoformat(last["sent_at"])
-                if sent_at <= event.occurred_at <= sent_at + ATTRIBUTION_WINDOW:
-                    message_id = last["message_id"]
+                for sent in (record.last_message, *record.earlier_messages) if record.last_message else ():
+                    sent_at = parse_rfc3339(str(sent["sent_at"]))
+                    if sent_at <= event.occurred_at <= sent_at + ATTRIBUTION_WINDOW:
+                        message_id = str(sent["message_id"])
+                        break
+                if message_id:
                     break
         if message_id:
             self.ledger.mark(
