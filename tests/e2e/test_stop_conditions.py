@@ -299,3 +299,24 @@ def test_explain_says_when_a_cart_closed_and_that_its_pending_firing_sends_nothi
     assert answer.returncode == 0, answer.stderr
     assert answer.stdout.splitlines()[0].endswith("; last activity none before it closed"), answer.stdout
     assert "None" not in answer.stdout
+
+
+def test_a_complaint_after_the_shoppers_erasure_still_suppresses_the_address(local_stack: LocalStack) -> None:
+    """An erasure request, then the shopper marks the earlier email as spam: the complaint is counted and
+    suppresses the address, so a new cart of the same address gets no email (it once found no message
+    record, failed until the dead-letter queue, and the address was emailed again)."""
+    stack = local_stack
+    _, email, _ = stack.start_cart()
+    stack.advance(2 * HOUR + 60)
+    (message,) = stack.outbox(to=email)
+    erased = stack.cli("erase", "--store", stack.store_id, "--email", email)
+    assert erased.returncode == 0 and "1 message(s)" in erased.stdout, erased.stderr
+
+    before = stack.report()
+    assert stack.ses(message["message_id"], "complaint").status == 200
+    assert stack.report_delta(before, stack.report())["complained"] == 1
+
+    stack.advance_to_local_time(10)
+    assert stack.post_event(stack.cart_event(stack.new_id(), email, stack.now()))[0] == 202
+    stack.advance(3 * HOUR)
+    assert stack.outbox(to=email) == [message], "emailed again after complaining"

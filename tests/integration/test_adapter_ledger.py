@@ -129,12 +129,22 @@ def test_report_rows_are_per_send_day_step_and_variant_within_the_range(
     assert ledger.report_rows("other-shop", "2026-01-01", "2026-12-31") == []
 
 
-def test_an_erased_message_is_gone_but_its_counts_stay(ledger: DynamoMessageLedger, deployment: Deployment) -> None:
+def test_an_erased_message_keeps_its_row_hash_and_marks_and_nothing_else(
+    ledger: DynamoMessageLedger, deployment: Deployment
+) -> None:
+    at = deployment.start + timedelta(hours=1)
     ledger.record_sent(message(deployment))
-    ledger.delete("m-1")
+    ledger.mark("m-1", "clicked", at, detail={"url": "https://shop.example.jp/tea?u=taro"})
+    ledger.mark("m-1", "converted", at, revenue=Decimal("2560"), detail={"order_id": "o-1"})
+    assert ledger.strip("m-1") is True
+    assert ledger.strip("m-2") is False  # no such message: nothing written
 
-    assert ledger.get("m-1") is None
-    assert rows(ledger)[0]["sent"] == 1
+    stripped = ledger.get("m-1")
+    assert stripped is not None
+    assert (stripped.cart_id, stripped.email_hash, stripped.day, stripped.step) == ("", "h" * 40, "2026-12-01", 1)
+    assert ledger.mark("m-1", "clicked", at) == "again"  # marks still count once
+    assert ledger.mark("m-1", "complained", at) == "new"  # a late complaint is counted
+    assert (rows(ledger)[0]["sent"], rows(ledger)[0]["clicked"], rows(ledger)[0]["revenue"]) == (1, 1, 2560)
 
 
 class Contended:

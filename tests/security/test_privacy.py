@@ -156,7 +156,10 @@ def test_erase_removes_a_shopper_but_keeps_the_hashed_suppression(
     assert {c["cart_id"] for c in stack.carts(store.store_id)} & jiro_carts == set()
     events = _items(dynamodb, tables["events"], store.store_id)
     assert [e for e in events if e.get("cart_id", {}).get("S") in jiro_carts] == []
-    assert "Item" not in dynamodb.get_item(TableName=tables["messages"], Key={"message_id": {"S": jiro_message}})
+    # The message keeps its report row and the salted hash (for a late complaint), nothing of the cart.
+    stripped = dynamodb.get_item(TableName=tables["messages"], Key={"message_id": {"S": jiro_message}})["Item"]
+    assert "cart_id" not in stripped and not any(name.endswith("_url") for name in stripped)
+    assert {"store_id", "email_hash", "day", "step"} <= set(stripped)
     schedules = stack.get("/_local/schedules").json()["schedules"]
     assert [s for s in schedules if s["payload"]["cart_id"] in jiro_carts] == []
     # The suppression survives, as nothing but its hash and reason.

@@ -253,9 +253,20 @@ class DynamoMessageLedger:
                 return None
         return results
 
-    def delete(self, message_id: str) -> None:
-        """Erase a message record; the report's counters hold no personal data and stay."""
-        self.client.delete_item(TableName=self.messages, Key={"message_id": {"S": message_id}})
+    def strip(self, message_id: str) -> bool:
+        """Reduce an erased shopper's message to what its late SES events still need: its report row, the
+        salted address hash a complaint or hard bounce suppresses, and its marks' times (each counted once).
+        The cart id and the marks' details (a clicked URL, an order id and its revenue) go. False if absent.
+
+        Deleting it instead lost a complaint that came after the erasure: with no record, the event could
+        neither be counted nor suppress the address, which was then emailed again."""
+        key = {"message_id": {"S": message_id}}
+        item = self.client.get_item(TableName=self.messages, Key=key, ConsistentRead=True).get("Item")
+        if item is None:
+            return False
+        kept = {name: value for name, value in item.items() if name in STRIPPED_KEEPS or name.endswith("_at")}
+        self.client.put_item(TableName=self.messages, Item=kept)
+        return True
 
     def count(self, store_id: str, row: dict[str, Any], kind: str, amount: int = 1) -> None:
         update = self._counter_update(store_id, row, {kind: amount})
@@ -280,6 +291,12 @@ class DynamoMessageLedger:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+# What an erased shopper's message keeps (with every ``<kind>_at`` mark): no cart id, no details.
+STRIPPED_KEEPS = frozenset(
+    {"message_id", "store_id", "flow", "step", "variant", "day", "email_hash", "sent_at", "expires_at"}
+)
+
+
 def _row(message: MessageRecord) -> dict[str, Any]:
     return {"day": message.day, "flow": message.flow, "step": message.step, "variant": message.variant}
 
@@ -293,7 +310,7 @@ def _record(item: dict[str, Any]) -> MessageRecord:
     return MessageRecord(
         message_id=data["message_id"],
         store_id=data["store_id"],
-        cart_id=data["cart_id"],
+        cart_id=data.get("cart_id", ""),  # "" once its shopper is erased (strip)
         flow=data["flow"],
         step=int(data["step"]),
         variant=data["variant"],

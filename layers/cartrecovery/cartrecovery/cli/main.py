@@ -331,8 +331,8 @@ def cmd_erase(args: argparse.Namespace) -> int:
     )
     print(
         f"erased {erased.carts} cart(s), {erased.events} event(s), {erased.messages} message(s), "
-        f"{erased.schedules} pending schedule(s); a suppression or opt-out, and the consent proof until it "
-        "expires, are kept under the salted hash"
+        f"{erased.schedules} pending schedule(s); kept under the salted hash: a suppression or opt-out, the "
+        "consent proof until it expires, and each message's report row (for a late complaint or bounce)"
     )
     return 0
 

@@ -1,7 +1,8 @@
-"""Erase one shopper of one store (a data subject's request): carts, their events and messages, pending
-schedules and the address's contact records. What survives is keyed by the salted hash and holds no
-address: the stops (a suppression, an opt-out), so the address is never emailed again by mistake, and the
-consent proof, until its own expiry (docs/decisions.md, Erasure)."""
+"""Erase one shopper of one store (a data subject's request): carts, their events, pending schedules, the
+address's contact records, and the messages' cart ids and details. What survives is keyed by the salted
+hash and holds no address: the stops (a suppression, an opt-out), so the address is never emailed again by
+mistake; the consent proof, until its own expiry; and each message's report row and hash, so that a
+complaint or bounce arriving after the erasure still suppresses (docs/decisions.md, Erasure)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def erase_shopper(
     message_ids = {r.message_id for c in mine for r in c.steps.values() if r.message_id}
     erased_events = events.delete_for_carts(store.store_id, cart_ids)
     for message_id in message_ids:
-        ledger.delete(message_id)
+        ledger.strip(message_id)  # kept without its cart or details: a late complaint must still suppress
     timers = [c.timer for c in mine if c.timer is not None]
     for timer in timers:
         schedules.delete(timer.schedule_name)
