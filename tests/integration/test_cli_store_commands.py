@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cartrecovery.clock import isoformat
 from cartrecovery.domain.store import Store
 from cartrecovery.signing import sign
 from cartrecovery.usecases.stores import InvalidStore, rotate_secret
@@ -204,3 +205,29 @@ def test_the_use_case_refuses_a_negative_overlap_too(svc: Services, store: Store
     with pytest.raises(InvalidStore, match="the overlap must be 0 hours or more"):
         rotate_secret(svc.stores, store.store_id, svc.clock, overlap=timedelta(hours=-1))
     assert svc.stores.get(store.store_id) == store
+
+
+def test_a_rotation_without_overlap_stops_every_earlier_secret_even_one_still_in_its_overlap(
+    svc: Services, store: Store, cli: Any
+) -> None:
+    # After a routine rotation (24 h overlap) the secret is found leaked: rotating with no overlap must stop
+    # both the first secret (still in its 24 h) and the second, at once.
+    first = store.webhook_secrets[-1].secret
+    code, _, err = cli("store", "rotate-secret", "--id", store.store_id)
+    assert code == 0, err
+    code, _, err = cli("store", "rotate-secret", "--id", store.store_id, "--overlap-hours", "0")
+    assert code == 0, err
+
+    rotated = svc.stores.get(store.store_id)
+    assert rotated is not None
+    now = svc.clock.now()
+    in_force = [s.secret for s in rotated.webhook_secrets if s.in_force(now + timedelta(seconds=1))]
+    assert first not in in_force and len(in_force) == 1
+
+    # A shorter overlap never lengthens one already ending sooner.
+    assert cli("store", "rotate-secret", "--id", store.store_id, "--overlap-hours", "1")[0] == 0
+    assert cli("store", "rotate-secret", "--id", store.store_id, "--overlap-hours", "48")[0] == 0
+    again = svc.stores.get(store.store_id)
+    assert again is not None
+    ends = sorted(s.expires_at for s in again.webhook_secrets if s.expires_at and s.in_force(now))
+    assert ends[0] == isoformat(now + timedelta(hours=1))

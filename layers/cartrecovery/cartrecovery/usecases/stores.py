@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cartrecovery.clock import Clock, isoformat
+from cartrecovery.clock import Clock, isoformat, parse_rfc3339
 from cartrecovery.domain.store import (
     STORE_ID,
     SecretEntry,
@@ -173,8 +173,16 @@ def rotate_secret(
     now = clock.now()
     fresh = value or (new_secret() if kind == "webhook" else secrets.token_hex(32))
     current = store.webhook_secrets if kind == "webhook" else store.shopify_secrets
-    expiry = isoformat(now + overlap)
-    kept = tuple(s if s.expires_at else dataclasses.replace(s, expires_at=expiry) for s in current if s.in_force(now))
+    # Every secret in force stops after the overlap at the latest: one already ending sooner keeps its end,
+    # and one ending later is cut short (a rotation with no overlap after a leak stops them all).
+    ends = now + overlap
+    kept = tuple(
+        s
+        if s.expires_at and parse_rfc3339(s.expires_at) <= ends
+        else dataclasses.replace(s, expires_at=isoformat(ends))
+        for s in current
+        if s.in_force(now)
+    )
     updated = (*kept, SecretEntry(fresh, isoformat(now)))
     repo.save(dataclasses.replace(store, **{f"{kind}_secrets": updated}))
     return fresh
