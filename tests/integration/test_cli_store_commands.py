@@ -119,7 +119,22 @@ def test_an_argument_that_was_not_utf8_on_the_command_line_is_refused_before_any
         ((), {"currency": "yen"}, "currency must be an ISO 4217 code such as JPY, got 'yen'"),
         (("--url", "shop.example.jp"), {}, "url must be an absolute http(s) URL, got 'shop.example.jp'"),
         (("--url", "https://[shop.example.jp"), {}, "url must be an absolute http(s) URL, got 'https://[shop"),
-        ((), {"flows": {"cart_recovery": {"steps": [{"step": 1, "delay_seconds": -60}]}}}, "delays are 0 seconds"),
+        (
+            (),
+            {"flows": {"cart_recovery": {"steps": [{"step": 1, "delay_seconds": -60}]}}},
+            "flows.cart_recovery.steps[0].delay_seconds must be from 0 to 31536000, got -60",
+        ),
+        # Out of range, these were taken and then failed every cart event (503: the due time overflowed),
+        # dead-lettered a step, or skipped every step as too late.
+        (
+            (),
+            {"flows": {"cart_recovery": {"steps": [{"step": 1, "delay_seconds": 1e18}]}}},
+            "delay_seconds must be from 0 to 31536000, got 1e+18",
+        ),
+        ((), {"late_limit_seconds": 1e300}, "late_limit_seconds must be from 0 to 2592000, got 1e+300"),
+        ((), {"late_limit_seconds": -5}, "late_limit_seconds must be from 0 to 2592000, got -5"),
+        ((), {"frequency_cap_hours": 1e20}, "frequency_cap_hours must be from 0 to 8760, got 1e+20"),
+        ((), {"coupon": {"code": "X", "valid_days": 1e300}}, "coupon.valid_days must be from 1 to 3650, got 1e+300"),
         (
             (),
             {"coupon": {"code": "X", "apply_url": "https://[shop.example.jp/discount/{code}"}},
@@ -137,7 +152,9 @@ def test_an_argument_that_was_not_utf8_on_the_command_line_is_refused_before_any
         ),
     ],
     ids=[
-        *("sender", "timezone", "locale", "currency", "url", "url-bracket", "delay", "apply-url-bracket"),
+        *("sender", "timezone", "locale", "currency", "url", "url-bracket", "delay"),
+        *("delay-huge", "late-limit-huge", "late-limit-negative", "frequency-cap-huge", "coupon-days-huge"),
+        "apply-url-bracket",
         "shopify-secret",
         *("typo", "help-typo", "step-without-templates"),
     ],

@@ -361,18 +361,37 @@ def settings_shape_problem(data: dict[str, Any]) -> str | None:
     return None
 
 
+# The range of each whole-number setting. Beyond them a setting was taken and then failed every event or
+# email of the store (a delay of 1e18 s overflows the due time: ingest answered 503 to every cart event) or
+# silently stopped the flow (a negative late limit skipped every step as too late).
+DAY_SECONDS = 86400
+NUMBER_RANGES = {
+    "step": (1, 999),
+    "delay_seconds": (0, 365 * DAY_SECONDS),
+    "late_limit_seconds": (0, 30 * DAY_SECONDS),  # 0: the default
+    "frequency_cap_hours": (0, 365 * 24),
+    "valid_days": (1, 3650),
+}
+
+
 def _typed(
     data: dict[str, Any], prefix: str, *, booleans: tuple[str, ...] = (), numbers: tuple[str, ...] = ()
 ) -> str | None:
-    """The first of ``booleans`` that is set but not true/false, or of ``numbers`` not a whole number."""
+    """The first of ``booleans`` that is set but not true/false, or of ``numbers`` not a whole number in
+    its ``NUMBER_RANGES`` range."""
     for key in booleans:
         if data.get(key) is not None and not isinstance(data[key], bool):
             return f"{prefix}{key} must be true or false, got {data[key]!r}"
     for key in numbers:
         value = data.get(key)
+        if value is None:
+            continue
         whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-        if value is not None and (isinstance(value, bool) or not whole):
+        if isinstance(value, bool) or not whole:
             return f"{prefix}{key} must be a whole number, got {value!r}"
+        low, high = NUMBER_RANGES[key]
+        if not low <= value <= high:
+            return f"{prefix}{key} must be from {low} to {high}, got {value!r}"
     return None
 
 
