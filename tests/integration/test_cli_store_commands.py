@@ -135,6 +135,15 @@ def test_an_argument_that_was_not_utf8_on_the_command_line_is_refused_before_any
         ((), {"late_limit_seconds": -5}, "late_limit_seconds must be from 0 to 2592000, got -5"),
         ((), {"frequency_cap_hours": 1e20}, "frequency_cap_hours must be from 0 to 8760, got 1e+20"),
         ((), {"coupon": {"code": "X", "valid_days": 1e300}}, "coupon.valid_days must be from 1 to 3650, got 1e+300"),
+        # Read with str(), these once reached every email: "['a', 'b']" in the legal footer, a javascript: link.
+        ((), {"legal": {"address": ["a", "b"]}}, "legal.address must be text, got ['a', 'b']"),
+        ((), {"sender_name": {"x": 1}}, "sender_name must be text, got {'x': 1}"),
+        ((), {"help": {"faq_url": "javascript:alert(1)"}}, "help.faq_url must be an absolute http(s) URL"),
+        (
+            (),
+            {"recommendations": [{"name": "茶", "url": "javascript:alert(1)"}]},
+            "recommendations[0].url must be an absolute http(s) URL",
+        ),
         (
             (),
             {"coupon": {"code": "X", "apply_url": "https://[shop.example.jp/discount/{code}"}},
@@ -154,6 +163,7 @@ def test_an_argument_that_was_not_utf8_on_the_command_line_is_refused_before_any
     ids=[
         *("sender", "timezone", "locale", "currency", "url", "url-bracket", "delay"),
         *("delay-huge", "late-limit-huge", "late-limit-negative", "frequency-cap-huge", "coupon-days-huge"),
+        *("address-list", "sender-name-object", "help-javascript", "recommendation-javascript"),
         "apply-url-bracket",
         "shopify-secret",
         *("typo", "help-typo", "step-without-templates"),

@@ -322,6 +322,10 @@ def settings_shape_problem(data: dict[str, Any]) -> str | None:
             return problem
     problem = _typed(data, "", booleans=("skip_closed_days", "hide_out_of_stock"))
     problem = problem or _typed(data, "", numbers=("late_limit_seconds", "frequency_cap_hours"))
+    problem = problem or _texts(data, "", TEXT_KEYS[""])
+    for part in ("legal", "coupon", "reassurance", "help"):
+        if isinstance(data.get(part), dict):
+            problem = problem or _texts(data[part], f"{part}.", TEXT_KEYS.get(part, tuple(data[part])))
     if problem:
         return problem
     coupon = data.get("coupon")
@@ -355,9 +359,31 @@ def settings_shape_problem(data: dict[str, Any]) -> str | None:
         if problem:
             return problem
         for index, product in enumerate(recommendations):
-            problem = _unknown_key(product, "recommendation", f"recommendations[{index}].")
+            where = f"recommendations[{index}]."
+            problem = _unknown_key(product, "recommendation", where)
+            problem = problem or _texts(product, where, TEXT_KEYS["recommendation"])
             if problem:
                 return problem
+    return None
+
+
+# The settings that are text (``help``: every key; a recommendation's price may be a number too). The
+# reader takes ``str()`` of each:
+# a list given for the postal address became "['a', 'b']" in every email's legal footer.
+TEXT_KEYS = {
+    "": ("store_id", "name", "sender_email", "sender_name", "url", "locale", "timezone", "currency", "quiet_hours"),
+    "legal": ("sender_name", "address", "contact"),
+    "coupon": ("code", "description", "terms", "kind", "apply_url"),
+    "reassurance": ("warranty", "returns", "size_exchange"),
+    "recommendation": ("name", "url", "image_url"),
+}
+
+
+def _texts(data: dict[str, Any], prefix: str, keys: tuple[str, ...]) -> str | None:
+    """The first of ``keys`` that is set but not a JSON string."""
+    for key in keys:
+        if data.get(key) is not None and not isinstance(data[key], str):
+            return f"{prefix}{key} must be text, got {data[key]!r}"[:200]
     return None
 
 
@@ -407,8 +433,14 @@ def settings_value_problem(settings: StoreSettings) -> str | None:
     for name, value, valid, message in checks:
         if not valid(value):
             return f"{name} {message}, got {value[:60]!r}"
-    if settings.url and not is_http_url(settings.url):
-        return f"url {NOT_HTTP_URL}, got {settings.url[:60]!r}"
+    # Links shown in emails: anything but http(s) (a javascript: link) is refused, as it is in events.
+    links = [("url", settings.url)] + [(f"help.{k}", v or "") for k, v in settings.help.items()]
+    for index, product in enumerate(settings.recommendations):
+        links += [(f"recommendations[{index}].url", product.url)]
+        links += [(f"recommendations[{index}].image_url", product.image_url or "")]
+    for name, link in links:
+        if link and not is_http_url(link):
+            return f"{name} {NOT_HTTP_URL}, got {link[:60]!r}"
     for flow in settings.flows.values():
         for step in flow.steps:
             if step.step < 1 or step.delay_seconds < 0:
