@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Any
@@ -87,3 +88,51 @@ def test_send_event_posts_to_the_store_id_as_one_path_segment(
     assert code == 1
     assert paths == ["/v1/stores/no%20such%2Fshop/events"]
     assert capsys.readouterr().out.startswith('401 {"title": "Unauthorized"}')
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["store", "show", "--id", ""], "error: no store ''"),
+        (["store", "rotate-secret", "--id", ""], "no store"),
+        (["report", "--store", ""], "error: no store ''"),
+        (["explain", "--store", "tea-shop", "--cart", ""], "no cart '' in store 'tea-shop'"),
+        (["explain", "--store", "", "--cart", "c-1"], "no cart 'c-1' in store ''"),
+        (["erase", "--store", "", "--email", "taro@example.jp"], "error: no store ''"),
+        (["templates", "show", "--store", ""], "error: no store ''"),
+    ],
+)
+def test_an_empty_id_is_no_such_store_or_cart_not_a_traceback(
+    store: Store, cli: Any, argv: list[str], message: str
+) -> None:
+    # DynamoDB refuses an empty key (ValidationException), which once surfaced as a botocore traceback.
+    code, _, err = cli(*argv)
+    assert code == 1
+    assert message in err and "Traceback" not in err, err
+
+
+def test_settings_nested_too_deep_or_too_large_are_refused_with_one_line(store: Store, cli: Any, tmp_path: Any) -> None:
+    nested = tmp_path / "nested.json"
+    nested.write_text('{"help": ' + "[" * 40_000 + "]" * 40_000 + "}", encoding="utf-8")
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps({"legal": {"address": "x" * 500_000}}), encoding="utf-8")
+    for path, message in ((nested, "is nested too deeply"), (huge, "is over 100,000 characters")):
+        for argv in (("store", "update", "--id", store.store_id), ("store", "create", "--id", "other-shop")):
+            extra = ("--name", "n", "--sender-email", "s@example.jp") if argv[1] == "create" else ()
+            code, _, err = cli(*argv, *extra, "--settings", str(path))
+            assert code == 2, (argv, err)
+            assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_catalog_nested_too_deep_is_refused_with_one_line(store: Store, cli: Any, tmp_path: Any) -> None:
+    nested = tmp_path / "catalog.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    code, _, err = cli("catalog", "upload", "--store", store.store_id, str(nested))
+    assert code != 0 and "nested too deeply" in err and "Traceback" not in err, err
+
+
+def test_preview_into_a_path_that_is_a_file_is_a_one_line_error(cli: Any, tmp_path: Any, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken").write_text("not a folder", encoding="utf-8")
+    code, _, err = cli("preview", "--step", "1", "--out", "taken")
+    assert code == 1 and err.startswith("error: --out taken cannot be a folder to write to"), err

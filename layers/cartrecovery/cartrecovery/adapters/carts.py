@@ -54,6 +54,8 @@ class DynamoCartRepository:
         return {"store_id": {"S": store_id}, "cart_id": {"S": cart_id}}
 
     def get(self, store_id: str, cart_id: str) -> CartState | None:
+        if not store_id or not cart_id:  # DynamoDB refuses an empty key; no cart has one
+            return None
         item = self.client.get_item(TableName=self.table, Key=self._key(store_id, cart_id), ConsistentRead=True)
         return decode_cart(from_item(item["Item"])) if "Item" in item else None
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from cartrecovery.adapters.dynamo_codec import from_item, to_item
 from cartrecovery.domain.catalog import Catalog, decode_products, encode_products
-from cartrecovery.domain.store import SecretEntry, Store, StoreSettings
+from cartrecovery.domain.store import STORE_ID, SecretEntry, Store, StoreSettings
 from cartrecovery.ports import (
     AlreadyExists,
     Catalogs,
@@ -50,7 +50,8 @@ class DynamoStoreRepository:
         self.table = table
 
     def get(self, store_id: str) -> Store | None:
-        if "#" in store_id:  # ``<store>#templates`` and the like are not stores
+        # Not a store id (``<store>#templates`` and the like; "" which DynamoDB refuses as a key): no store.
+        if not STORE_ID.match(store_id):
             return None
         # Strongly consistent: an eventually consistent read may return the store as it was up to about a
         # second earlier. A read past the ingest's cache (a rotated secret) and the first read after the CLI

@@ -67,16 +67,28 @@ def _wait_out_ingest_cache(args: argparse.Namespace) -> None:
     _sleep(INGEST_STORE_CACHE_SECONDS)
 
 
+# A store item (settings, secrets, keys) must fit in DynamoDB's 400 KB; real settings are a few KB.
+MAX_SETTINGS_CHARS = 100_000
+
+
 def _settings_file(path: str | None) -> dict[str, Any]:
     """The ``--settings`` file's JSON object; ``InvalidStore`` says what is wrong with the file."""
     if not path:
         return {}
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidStore(f"cannot read --settings {path}: {exc.strerror or exc}") from exc
-    except (UnicodeDecodeError, ValueError) as exc:
+    except UnicodeDecodeError as exc:
         raise InvalidStore(f"--settings {path} is not valid JSON: {str(exc).splitlines()[0]}") from exc
+    if len(text) > MAX_SETTINGS_CHARS:
+        raise InvalidStore(f"--settings {path} is over {MAX_SETTINGS_CHARS:,} characters (settings are a few KB)")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InvalidStore(f"--settings {path} is not valid JSON: {str(exc).splitlines()[0]}") from exc
+    except RecursionError:
+        raise InvalidStore(f"--settings {path} is nested too deeply to be settings") from None
     if not isinstance(data, dict):
         raise InvalidStore(f"--settings {path} must hold a JSON object of settings, not {type(data).__name__}")
     return data

@@ -122,7 +122,11 @@ def cmd_preview(args: argparse.Namespace, services: ServicesFor, now_for: NowFor
         print(f"error: {exc}", file=sys.stderr)
         return 1
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, or no permission
+        print(f"error: --out {args.out} cannot be a folder to write to: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     html_path = out / f"step{args.step}.{preview.locale}.html"
     text_path = out / f"step{args.step}.{preview.locale}.txt"
     html_path.write_text(preview.email.html, encoding="utf-8")

@@ -121,6 +121,8 @@ def _json_rows(text: str) -> Iterator[Row]:
         data = json.loads(text, parse_float=Decimal)
     except ValueError as exc:
         raise InvalidCatalog([f"the file is not valid JSON: {str(exc).splitlines()[0]}"]) from None
+    except RecursionError:
+        raise InvalidCatalog(["the file is nested too deeply to be a list of products"]) from None
     if not isinstance(data, list):
         raise InvalidCatalog(['a JSON catalog must be a list of products: [{"sku": ..., "name": ...}, ...]'])
     for index, entry in enumerate(data):
