@@ -107,8 +107,37 @@ def shipped_subject(step: int) -> str:
             {SUBJECT: '【{{ shop.name }}】お忘れもの{{ "\\ud83c" }}'},
             [f"{SUBJECT}: the output must be valid Unicode: it holds an unpaired surrogate"],
         ),
+        (  # 54 bytes that once made a 50 MB subject (and hung the local outbox's parser)
+            {SUBJECT: '{{ "x" * 50000000 }}'},
+            [f"{SUBJECT}:1: SecurityError: '*' would make 50,000,000 items; at most 100,000"],
+        ),
+        (  # under the '*' bound each time, but a subject no client shows
+            {SUBJECT: '{{ "お忘れもの" * 200 }}'},
+            [f"{SUBJECT}: the subject is 1,000 characters; at most 500"],
+        ),
+        (  # nested loops that once hung the upload's check for minutes
+            {STEP1_HTML: GOOD[STEP1_HTML].replace("冬の新茶", "{% for a in range(100000) %}{% endfor %}")},
+            [f"{STEP1_HTML}:4: SecurityError: range() of 100,000 items; at most 1,000"],
+        ),
+        (  # a huge power: minutes of CPU for one big integer
+            {SUBJECT: "{{ 10 ** 100000000 }}"},
+            [f"{SUBJECT}:1: SecurityError: '**' with an exponent over 1,000"],
+        ),
+        (  # within every bound, but loops for longer than any send may take
+            {
+                STEP1_HTML: GOOD[STEP1_HTML].replace(
+                    "冬の新茶",
+                    "{% for a in range(1000) %}{% for b in range(1000) %}{% for c in range(1000) %}"
+                    "{% endfor %}{% endfor %}{% endfor %}",
+                )
+            },
+            ["rendering the steps took over 10 s"],
+        ),
     ],
-    ids=["undefined", "syntax", "sparse", "misplaced", "encoding", "lone-surrogate"],
+    ids=[
+        *("undefined", "syntax", "sparse", "misplaced", "encoding", "lone-surrogate"),
+        *("huge-string", "long-subject", "huge-range", "huge-power", "slow-loops"),
+    ],
 )
 def test_a_broken_upload_is_rejected_naming_file_and_line_and_nothing_changes(
     svc: Services,

@@ -11,8 +11,11 @@ single shopper could be affected.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable, Mapping
+import signal
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,18 +140,51 @@ def check_overrides(overrides: Mapping[str, str], templates_dir: Path | None = N
         except TemplateError as error:
             note(error)
     locales = sorted({name.split("/", 1)[0] for name in overrides})
-    for locale in locales:
-        for flow, step in flow_steps(renderer.templates_dir, overrides):
-            try:
-                renderer.render(flow, step, locale, sample_context(flow, step, locale))
-            except TemplateError as error:
-                note(error)
-                continue
-            try:
-                renderer.render(flow, step, locale, sparse_context(flow, step, locale))
-            except TemplateError as error:
-                note(error, sparse=True)
+    try:
+        with _time_limit(CHECK_SECONDS):
+            for locale in locales:
+                for flow, step in flow_steps(renderer.templates_dir, overrides):
+                    try:
+                        renderer.render(flow, step, locale, sample_context(flow, step, locale))
+                    except TemplateError as error:
+                        note(error)
+                        continue
+                    try:
+                        renderer.render(flow, step, locale, sparse_context(flow, step, locale))
+                    except TemplateError as error:
+                        note(error, sparse=True)
+    except _TooSlow:
+        problems.append(
+            Problem("", None, f"rendering the steps took over {CHECK_SECONDS} s (each takes milliseconds): any loops?")
+        )
     return problems
+
+
+# Every step of every locale renders in milliseconds; a template that loops for longer would time out each
+# send of the store. Checked where a signal timer can interrupt (the CLI's main thread).
+CHECK_SECONDS = 10
+
+
+class _TooSlow(BaseException):
+    """Not an Exception: it must pass the renderer's ``except Exception`` that turns errors into messages."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise _TooSlow
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _message(error: TemplateError) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 import cartrecovery
@@ -37,6 +38,37 @@ _BLANK_RUNS = re.compile(r"\n{3,}")
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # Renderers kept by ``with_overrides`` (one per store with uploaded templates, in a warm process).
 MAX_DERIVED_RENDERERS = 64
+# What a store's template may build and emit. An email is some tens of KB (Gmail clips past 102 KB); a
+# subject a line. Uploads are checked against these; ``_EmailSandbox`` holds the first two at every render.
+MAX_BUILT = 100_000  # characters or items made by one ``*`` ("x" * 50000000 was a 50 MB subject)
+MAX_EXPONENT = 1_000  # of ``**`` (10 ** 10 ** 8 would take minutes of CPU)
+MAX_RANGE = 1_000  # items of one ``range()``: emails list a few items, never thousands
+MAX_SUBJECT_CHARS = 500
+MAX_PART_CHARS = 1_000_000  # of the HTML or the text
+
+
+class _EmailSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, which also bounds what a template can make with ``*``, ``**`` and
+    ``range()``: a store's template runs in the send function, and one that builds megabytes or loops for
+    minutes would time out every send of the store (docs/decisions.md)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for made, times in ((left, right), (right, left)):
+                if isinstance(made, str | list | tuple) and isinstance(times, int) and len(made) * times > MAX_BUILT:
+                    raise SecurityError(f"'*' would make {len(made) * times:,} items; at most {MAX_BUILT:,}")
+        if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"'**' with an exponent over {MAX_EXPONENT:,}")
+        return super().call_binop(context, operator, left, right)
+
+
+def _bounded_range(*args: int) -> range:
+    made = range(*args)
+    if len(made) > MAX_RANGE:
+        raise SecurityError(f"range() of {len(made):,} items; at most {MAX_RANGE:,}")
+    return made
 
 
 @dataclass(frozen=True)
@@ -118,7 +150,7 @@ class EmailRenderer:
         loader = jinja2.ChoiceLoader(
             [_OverrideLoader(self._overrides), jinja2.FileSystemLoader(self.templates_dir, encoding="utf-8")]
         )
-        self._env = ImmutableSandboxedEnvironment(
+        self._env = _EmailSandbox(
             loader=loader,
             autoescape=jinja2.select_autoescape(["html", "html.j2"]),
             undefined=jinja2.StrictUndefined,
@@ -130,6 +162,7 @@ class EmailRenderer:
             cache_size=-1,
         )
         self._env.filters["money"] = _money_filter
+        self._env.globals["range"] = _bounded_range
         self._locales = self._find_locales()
         self._exists_cache: dict[str, bool] = {}
         self._derived: dict[str, EmailRenderer] = {}
@@ -173,11 +206,18 @@ class EmailRenderer:
         subject = " ".join(self._render(f"{base}.subject.j2", context).split())
         if not subject:
             raise TemplateError(f"{base}.subject.j2: the subject is empty")
-        return RenderedEmail(
+        email = RenderedEmail(
             subject=subject,
             html=self._render(f"{base}.html.j2", context),
             text=_tidy_text(self._render(f"{base}.txt.j2", context)),
         )
+        if self.check_text:
+            limits = (("subject", email.subject, MAX_SUBJECT_CHARS), ("html", email.html, MAX_PART_CHARS))
+            for part, made, limit in (*limits, ("txt", email.text, MAX_PART_CHARS)):
+                if len(made) > limit:
+                    name = f"{base}.{part}.j2"
+                    raise TemplateError(f"{name}: the {part} is {len(made):,} characters; at most {limit:,}", name)
+        return email
 
     def compile(self, name: str) -> None:
         """Compile one template without rendering it: raises ``TemplateError`` (with its line) on a syntax
