@@ -256,6 +256,13 @@ def test_consent_show_prints_one_addresss_proof_and_stops_and_nobody_elses(
     ]
     assert SHOPPER not in out and "hanako" not in out and "kiosk" not in out and "evt_hanako" not in out
 
+    # An erasure forgets the last email but keeps the proof and its expiry: the basis still says which.
+    assert cli_main.main(["erase", "--store", "tea-shop", "--email", SHOPPER]) == 0
+    capsys.readouterr()
+    assert cli_main.main(["consent", "show", "--store", "tea-shop", "--email", SHOPPER]) == 0
+    shown = capsys.readouterr().out
+    assert f"expires: {expiry} (three years after the last email, whose record an erasure removed)" in shown
+
     assert cli_main.main(["consent", "show", "--store", "tea-shop", "--email", "nobody@example.jp"]) == 0
     assert "nothing recorded" in capsys.readouterr().out
     assert cli_main.main(["consent", "show", "--store", "no-such-shop", "--email", SHOPPER]) == 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cartrecovery.adapters.contacts import HISTORY_LIMIT
+from cartrecovery.adapters.contacts import HISTORY_LIMIT, proof_expiry
 from cartrecovery.cli.common import ServicesFor, find_store
 from cartrecovery.clock import isoformat
 from cartrecovery.ports import ConsentStatement, ContactRecord
@@ -31,7 +31,12 @@ def _lines(record: ContactRecord | None) -> list[str]:
     else:
         lines.append(f"consent: {_statement(record.proof)}")
         sent = (record.last_message or {}).get("sent_at")
-        basis = f"three years after the last email, sent {sent}" if sent else "three years after the newest statement"
+        if sent:
+            basis = f"three years after the last email, sent {sent}"
+        elif record.proof_expires_at and record.proof_expires_at != proof_expiry(record.history[0].at):
+            basis = "three years after the last email, whose record an erasure removed"
+        else:
+            basis = "three years after the newest statement"
         expires = isoformat(record.proof_expires_at) if record.proof_expires_at else "never"
         lines.append(f"expires: {expires} ({basis})")
         lines.append(f"history (newest first, at most {HISTORY_LIMIT}):")
