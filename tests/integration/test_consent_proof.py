@@ -256,17 +256,27 @@ def test_consent_show_prints_one_addresss_proof_and_stops_and_nobody_elses(
     ]
     assert SHOPPER not in out and "hanako" not in out and "kiosk" not in out and "evt_hanako" not in out
 
-    # An erasure forgets the last email but keeps the proof and its expiry: the basis still says which.
-    assert cli_main.main(["erase", "--store", "tea-shop", "--email", SHOPPER]) == 0
-    capsys.readouterr()
-    assert cli_main.main(["consent", "show", "--store", "tea-shop", "--email", SHOPPER]) == 0
-    shown = capsys.readouterr().out
-    assert f"expires: {expiry} (three years after the last email, whose record an erasure removed)" in shown
-
     assert cli_main.main(["consent", "show", "--store", "tea-shop", "--email", "nobody@example.jp"]) == 0
     assert "nothing recorded" in capsys.readouterr().out
     assert cli_main.main(["consent", "show", "--store", "no-such-shop", "--email", SHOPPER]) == 1
     assert "no store" in capsys.readouterr().err
+
+
+def test_consent_show_after_an_erasure_still_says_the_expiry_counts_from_the_last_email(
+    env: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The erasure forgets the last email but keeps the proof with the expiry that email set (two hours
+    # after the consent statement): the basis must not say "the newest statement".
+    monkeypatch.setattr(cli_main, "_services", lambda args: Services(env.svc.settings, env.svc.clock, env.svc._session))
+    send_step_one(env)
+    sent_at = env.clock.now()
+    assert cli_main.main(["erase", "--store", "tea-shop", "--email", SHOPPER]) == 0
+    capsys.readouterr()
+
+    assert cli_main.main(["consent", "show", "--store", "tea-shop", "--email", SHOPPER]) == 0
+    expiry = isoformat(sent_at.astimezone(UTC).replace(year=sent_at.year + 3))
+    expected = f"expires: {expiry} (three years after the last email, whose record an erasure removed)"
+    assert expected in capsys.readouterr().out.splitlines()
 
 
 def test_each_function_may_make_exactly_the_contacts_calls_its_part_of_the_proof_needs(
