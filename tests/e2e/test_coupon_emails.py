@@ -132,3 +132,25 @@ def test_a_shopper_who_clicked_step_one_gets_no_coupon_email_but_step_three(
     assert len(mine) == 2
     assert not any(code in mine[1]["text"] for code in CODES)
     assert stack.cart(cart_id, store=pool_store["store_id"])["steps"]["cart_recovery#3"]["status"] == "sent"
+
+
+def test_opening_the_unsubscribe_page_is_no_click_and_holds_no_coupon_back(
+    local_stack: LocalStack, pool_store: dict[str, str]
+) -> None:
+    """A shopper who opens the unsubscribe page from step 1 and thinks better of it: SES would report the
+    link's click (a store's own footer may track it), but it is no interest in the shop. It counts no
+    click, and the coupon email still comes."""
+    stack = local_stack
+    stack.advance_to_local_time(10)
+    cart_id, shopper, t0 = start_cart(stack, pool_store)
+    stack.advance_until(t0 + timedelta(hours=2, minutes=2))
+    (step_one,) = stack.outbox(to=shopper)
+    assert f'<a href="{stack.unsubscribe_url(step_one)}" ses:no-track' in step_one["html"]  # SES leaves it be
+    before = stack.report(store=pool_store["store_id"])
+    answer = stack.ses(step_one["message_id"], "click", url=stack.unsubscribe_url(step_one))
+    assert answer.status == 200, answer.text
+    assert stack.report_delta(before, stack.report(store=pool_store["store_id"]))["clicked"] == 0
+
+    stack.advance_until(t0 + timedelta(days=3, minutes=2))
+    assert len(stack.outbox(to=shopper)) == 2, "the coupon email was held back by a click on the unsubscribe link"
+    assert stack.cart(cart_id, store=pool_store["store_id"])["steps"]["cart_recovery#2"]["status"] == "sent"

@@ -6,9 +6,11 @@ times is one ``opened``. Hard bounces and complaints suppress the address for th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from cartrecovery.clock import Clock, parse_rfc3339
 from cartrecovery.ports import ContactBook, Mark, MessageLedger
@@ -35,6 +37,15 @@ DETAIL_TYPES = {
     "Reject": "Email Rejected",
     "Rendering Failure": "Email Rendering Failed",
 }
+
+# ``.../u/<payload>.<MAC>``: the unsubscribe link every email carries (``tokens.issue``: a 16-byte MAC),
+# under the API's URL, which may have a base path (``/prod``).
+_UNSUBSCRIBE_PATH = re.compile(r"/u/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}/?\Z")
+
+
+def is_unsubscribe_link(url: str) -> bool:
+    return _UNSUBSCRIBE_PATH.search(urlsplit(url).path) is not None
+
 
 ROW_TAGS = (("store", "store_id"), ("day", "day"), ("flow", "flow"), ("step", "step"), ("variant", "variant"))
 ONCE_PER_MESSAGE = {"delivered", "bounced", "complained", "rejected", "rendering_failed"}
@@ -64,6 +75,11 @@ class SesEvent:
         message_id = (record.get("mail") or {}).get("messageId")
         kind = COUNTED.get(event_type)
         if kind is None or not message_id:
+            return None
+        if event_type == "Click" and is_unsubscribe_link(str((record.get("click") or {}).get("link", ""))):
+            # Opening the unsubscribe page is not interest in the shop: it counts no click (and so cannot
+            # hold back a coupon step set to go only to shoppers who did not click). The shipped footers
+            # mark the link ses:no-track; a store's own footer may not.
             return None
         at = _event_time(record, event_type) or clock.now()
         detail: dict[str, str] = {}
