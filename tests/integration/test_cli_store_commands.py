@@ -49,6 +49,8 @@ def settings_file(tmp_path: Path, text: str) -> str:
         ('{"skip_closed_days": "yes"}', "invalid store settings: skip_closed_days must be true or false, got 'yes'"),
         ('{"coupon": {"code": "X", "valid_days": "7"}}', "coupon.valid_days must be a whole number, got '7'"),
         ('{"quiet_hours": "9pm-8am"}', "quiet_hours must be two times of day as HH:MM-HH:MM, got '9pm-8am'"),
+        ('{"quiet_hours": "21-08"}', "quiet_hours must be two times of day as HH:MM-HH:MM, got '21-08'"),
+        ('{"quiet_hours": "21:00:30-08:00"}', "quiet_hours must be two times of day as HH:MM-HH:MM, got '21:00:30"),
         ('{"coupon": "WELCOME10"}', "invalid store settings: coupon must be an object"),
         ('{"legal": "株式会社新茶屋"}', "invalid store settings: legal must be an object"),
         ('{"recommendations": ["TEA-001"]}', "invalid store settings: recommendations[0] must be an object"),
@@ -57,7 +59,8 @@ def settings_file(tmp_path: Path, text: str) -> str:
     ],
     ids=[
         *("json", "not-object", "flow", "steps", "step", "step-key", "enabled-text", "fraction", "step-order"),
-        *("switch-text", "count-text", "quiet-hours", "coupon", "legal", "recommendation", "surrogate"),
+        *("switch-text", "count-text", "quiet-hours", "quiet-hours-short", "quiet-hours-seconds"),
+        *("coupon", "legal", "recommendation", "surrogate"),
     ],
 )
 def test_a_bad_settings_file_is_one_clear_error_and_creates_nothing(

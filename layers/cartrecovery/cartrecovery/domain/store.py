@@ -30,6 +30,8 @@ from cartrecovery.domain.events import (
 )
 
 STORE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z")
+_HH_MM = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]"
+_QUIET_HOURS = re.compile(rf"\s*(?P<start>{_HH_MM})\s*-\s*(?P<end>{_HH_MM})\s*")
 CART_RECOVERY = "cart_recovery"
 
 
@@ -67,11 +69,12 @@ class QuietHours:
 
     @classmethod
     def parse(cls, text: str) -> QuietHours:
-        start, _, end = text.partition("-")
-        try:
-            return cls(time.fromisoformat(start.strip()), time.fromisoformat(end.strip()))
-        except ValueError:
-            raise ValueError(f"quiet_hours must be two times of day as HH:MM-HH:MM, got {text[:40]!r}") from None
+        # Exactly HH:MM-HH:MM: time.fromisoformat also takes "21" and "21:00:30", which were shown back as
+        # something else ("21:00", the seconds dropped).
+        match = _QUIET_HOURS.fullmatch(text)
+        if match is None:
+            raise ValueError(f"quiet_hours must be two times of day as HH:MM-HH:MM, got {text[:40]!r}")
+        return cls(time.fromisoformat(match["start"]), time.fromisoformat(match["end"]))
 
     def __str__(self) -> str:
         return f"{self.start.strftime('%H:%M')}-{self.end.strftime('%H:%M')}"
