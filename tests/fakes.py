@@ -267,12 +267,20 @@ class FakeLedger:
         self.messages: dict[str, MessageRecord] = {}
         self.counters: dict[tuple[str, str, str, int, str], dict[str, Any]] = {}
 
-    def _bump(self, store_id: str, row: dict[str, Any], kind: str, amount: int, revenue: Decimal | None) -> None:
+    def _bump(
+        self,
+        store_id: str,
+        row: dict[str, Any],
+        kind: str,
+        amount: int,
+        revenue: Decimal | None,
+        revenue_column: str = "revenue",
+    ) -> None:
         key = (store_id, str(row["day"]), str(row["flow"]), int(row["step"]), str(row["variant"]))
         counter = self.counters.setdefault(key, {})
         counter[kind] = counter.get(kind, 0) + amount
         if revenue is not None:
-            counter["revenue"] = counter.get("revenue", Decimal(0)) + revenue
+            counter[revenue_column] = counter.get(revenue_column, Decimal(0)) + revenue
 
     def record_sent(self, message: MessageRecord) -> None:
         if message.message_id in self.messages:
@@ -292,6 +300,7 @@ class FakeLedger:
         revenue: Decimal | None = None,
         detail: dict[str, str] | None = None,
         row: dict[str, Any] | None = None,
+        revenue_column: str = "revenue",
     ) -> str:
         message = self.messages.get(message_id)
         if message is None:
@@ -300,7 +309,7 @@ class FakeLedger:
             return "again"
         self.messages[message_id] = dataclasses.replace(message, marks={**message.marks, kind: at.isoformat()})
         counter_row = {"day": message.day, "flow": message.flow, "step": message.step, "variant": message.variant}
-        self._bump(message.store_id, counter_row, kind, 1, revenue)
+        self._bump(message.store_id, counter_row, kind, 1, revenue, revenue_column)
         return "new"
 
     def mark_batch(self, marks: list[Mark]) -> list[str] | None:
@@ -310,7 +319,7 @@ class FakeLedger:
             message = self.messages.get(mark.message_id)
             if message is None or (mark.row is not None and mark.kind in message.marks):
                 return None
-        return [self.mark(m.message_id, m.kind, m.at, m.revenue, m.detail, m.row) for m in marks]
+        return [self.mark(m.message_id, m.kind, m.at, m.revenue, m.detail, m.row, m.revenue_column) for m in marks]
 
     def count(self, store_id: str, row: dict[str, Any], kind: str, amount: int = 1) -> None:
         self._bump(store_id, row, kind, amount, None)

@@ -220,3 +220,29 @@ def test_an_order_arriving_after_a_later_email_credits_the_email_it_followed(loc
     assert step_row(after, 1)["converted"] - step_row(before, 1)["converted"] == 1
     assert step_row(after, 1)["revenue"] - step_row(before, 1)["revenue"] == 1111
     assert step_row(after, 2)["converted"] == step_row(before, 2)["converted"]
+
+
+def test_an_order_in_another_currency_is_reported_apart_from_the_stores_revenue(local_stack: LocalStack) -> None:
+    """A yen store's shopper pays $49.99 (a multi-currency checkout): the conversion counts, and the amount is
+    reported under its own currency, never added to the yen revenue."""
+    stack = local_stack
+    cart_id, email, _ = stack.start_cart()
+    stack.advance(2 * HOUR + 60)
+    assert len(stack.outbox(to=email)) == 1
+
+    def usd(report: dict[str, Any]) -> float:
+        return float(report["totals"]["revenue_other_currencies"].get("USD", 0))
+
+    before = stack.report()
+    order = stack.order_event(cart_id, email, stack.now(), total=49.99, currency="USD")
+    assert stack.post_event(order)[0] == 202
+    after = stack.report()
+    delta = stack.report_delta(before, after)
+    assert (delta["converted"], delta["revenue"]) == (1, 0)
+    assert round(usd(after) - usd(before), 2) == 49.99
+    step_one = next(r for r in after["rows"] if r["step"] == 1 and "USD" in r["revenue_other_currencies"])
+    assert step_one["revenue_other_currencies"]["USD"] > 0
+
+    table = stack.cli("report", "--store", stack.store_id)
+    assert table.returncode == 0, table.stderr
+    assert "revenue of orders in other currencies: USD " in table.stdout

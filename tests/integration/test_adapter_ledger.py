@@ -102,8 +102,14 @@ def test_a_conversion_adds_its_revenue_and_keeps_the_order(ledger: DynamoMessage
     assert ledger.mark("m-1", "converted", at, revenue=Decimal("2560"), detail={"order_id": "o-1"}) == "again"
     assert ledger.mark("m-2", "converted", at, revenue=Decimal("980.5"), detail={"order_id": "o-2"}) == "new"
 
+    ledger.record_sent(message(deployment, "m-3"))
+    # An order in another currency: its revenue goes to that currency's column.
+    dollars = Decimal("49.99")
+    assert ledger.mark("m-3", "converted", at, dollars, {"order_id": "o-3"}, revenue_column="revenue_USD") == "new"
+
     [row] = rows(ledger)
-    assert (row["sent"], row["converted"], row["revenue"]) == (2, 2, Decimal("3540.5"))
+    assert (row["sent"], row["converted"], row["revenue"]) == (3, 3, Decimal("3540.5"))
+    assert row["revenue_USD"] == Decimal("49.99")
     record = ledger.get("m-1")
     assert record is not None and "converted" in record.marks
     with pytest.raises(ValueError, match="unknown outcome"):

@@ -114,6 +114,8 @@ class Mark:
     detail: dict[str, str] = field(default_factory=dict)
     row: dict[str, Any] | None = None
     revenue: Decimal | None = None
+    # The counter the revenue adds to: ``revenue`` in the store's currency, ``revenue_USD`` in another.
+    revenue_column: str = "revenue"
 
 
 @dataclass(frozen=True)
@@ -331,6 +333,7 @@ class MessageLedger(Protocol):
         revenue: Decimal | None = None,
         detail: dict[str, str] | None = None,
         row: dict[str, Any] | None = None,
+        revenue_column: str = "revenue",
     ) -> str:
         """Mark a message once per kind and count it; returns 'new', 'again' or 'missing'. ``row`` (store_id,
         day, flow, step, variant: the message's counter row, when the caller knows it) saves reading the message."""

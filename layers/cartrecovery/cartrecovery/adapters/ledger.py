@@ -179,6 +179,7 @@ class DynamoMessageLedger:
         revenue: Decimal | None = None,
         detail: dict[str, str] | None = None,
         row: dict[str, Any] | None = None,
+        revenue_column: str = "revenue",
     ) -> str:
         if kind not in MARK_KINDS:
             raise ValueError(f"unknown outcome {kind}")
@@ -191,7 +192,7 @@ class DynamoMessageLedger:
             store_id, row = message.store_id, _row(message)
         else:
             store_id = str(row["store_id"])
-        mark = Mark(message_id, kind, at, detail or {}, revenue=revenue)
+        mark = Mark(message_id, kind, at, detail or {}, revenue=revenue, revenue_column=revenue_column)
         try:
             self._transact(
                 [
@@ -302,7 +303,7 @@ def _row(message: MessageRecord) -> dict[str, Any]:
 
 
 def _amounts(mark: Mark) -> dict[str, int | Decimal]:
-    return {mark.kind: 1} if mark.revenue is None else {mark.kind: 1, "revenue": mark.revenue}
+    return {mark.kind: 1} if mark.revenue is None else {mark.kind: 1, mark.revenue_column: mark.revenue}
 
 
 def _record(item: dict[str, Any]) -> MessageRecord:

@@ -280,6 +280,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     print("  ".join(f"{h:>12}" for h in header))
     for row in [*report["rows"], {"flow": "total", "step": "", "variant": "", **report["totals"]}]:
         print("  ".join(f"{row[h]!s:>12}" for h in header))
+    other = report["totals"]["revenue_other_currencies"]
+    if other:  # not in the revenue column, which is the store's currency
+        print("revenue of orders in other currencies: " + ", ".join(f"{c} {a}" for c, a in other.items()))
     return 0
 
 

@@ -185,8 +185,15 @@ class IngestEvent:
                 if message_id:
                     break
         if message_id:
+            # Amounts in different currencies are not added up: another currency's revenue has its own column.
+            column = "revenue" if order.currency == store.settings.currency else f"revenue_{order.currency}"
             self.ledger.mark(
-                message_id, "converted", event.occurred_at, revenue=order.total, detail={"order_id": order.id}
+                message_id,
+                "converted",
+                event.occurred_at,
+                revenue=order.total,
+                detail={"order_id": order.id},
+                revenue_column=column,
             )
 
 

@@ -9,6 +9,10 @@ from typing import Any
 from cartrecovery.ports import MessageLedger
 
 COLUMNS = ("sent", "delivered", "opened", "clicked", "converted", "revenue", "bounced", "complained", "unsubscribed")
+# Revenue of orders in another currency than the store's, kept apart by currency (``revenue_USD``): amounts
+# in different currencies cannot be added. Reported as ``revenue_other_currencies: {"USD": 49.99}``.
+OTHER_REVENUE = "revenue_"
+OTHER_CURRENCIES = "revenue_other_currencies"
 
 
 def build_report(ledger: MessageLedger, store_id: str, day_from: date, day_to: date) -> dict[str, Any]:
@@ -17,17 +21,32 @@ def build_report(ledger: MessageLedger, store_id: str, day_from: date, day_to: d
     merged: dict[tuple[str, int, str], dict[str, Any]] = {}
     for raw in ledger.report_rows(store_id, day_from.isoformat(), day_to.isoformat()):
         key = (str(raw["flow"]), int(raw["step"]), str(raw["variant"]))
-        row = merged.setdefault(key, {"flow": key[0], "step": key[1], "variant": key[2], **{c: 0 for c in COLUMNS}})
+        row = merged.setdefault(
+            key, {"flow": key[0], "step": key[1], "variant": key[2], **{c: 0 for c in COLUMNS}, OTHER_CURRENCIES: {}}
+        )
         for column in COLUMNS:
             row[column] += raw.get(column, 0) or 0
+        for name, amount in raw.items():
+            if name.startswith(OTHER_REVENUE):
+                other = row[OTHER_CURRENCIES]
+                other[name.removeprefix(OTHER_REVENUE)] = other.get(name.removeprefix(OTHER_REVENUE), 0) + amount
     # Totals sum the exact counts; the rows' JSON numbers (a float for fractional revenue) are only for output.
-    totals = {c: _number(sum((Decimal(row[c]) for row in merged.values()), start=Decimal(0))) for c in COLUMNS}
+    totals: dict[str, Any] = {
+        c: _number(sum((Decimal(row[c]) for row in merged.values()), start=Decimal(0))) for c in COLUMNS
+    }
+    other_totals: dict[str, Decimal] = {}
+    for row in merged.values():
+        for currency, amount in row[OTHER_CURRENCIES].items():
+            other_totals[currency] = other_totals.get(currency, Decimal(0)) + Decimal(amount)
+    totals[OTHER_CURRENCIES] = {c: _number(a) for c, a in sorted(other_totals.items())}
     rows = [_plain(merged[k]) for k in sorted(merged)]
     return {"store": store_id, "from": day_from.isoformat(), "to": day_to.isoformat(), "rows": rows, "totals": totals}
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (_number(v) if k in COLUMNS else v) for k, v in row.items()}
+    plain = {k: (_number(v) if k in COLUMNS else v) for k, v in row.items()}
+    plain[OTHER_CURRENCIES] = {c: _number(a) for c, a in sorted(row[OTHER_CURRENCIES].items())}
+    return plain
 
 
 def _number(value: Any) -> int | float:
