@@ -215,7 +215,11 @@ class FakeContacts:
         The email before joins ``earlier_messages``, as the adapter keeps them."""
         record = self._record(store_id, key)
         previous = record.last_message
-        moved = [{"message_id": previous["message_id"], "sent_at": previous["sent_at"]}] if previous else []
+        moved = (
+            [{"message_id": previous["message_id"], "sent_at": previous["sent_at"]}]
+            if previous and previous["message_id"] != last_message["message_id"]
+            else []
+        )
         earlier = tuple([*moved, *record.earlier_messages][:EARLIER_MESSAGES_KEPT])
         self._put(store_id, dataclasses.replace(record, last_message=dict(last_message), earlier_messages=earlier))
 

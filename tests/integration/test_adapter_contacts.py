@@ -106,6 +106,9 @@ def test_the_emails_before_the_last_are_kept_newest_first_up_to_three(
         assert found.last_message["message_id"] == f"m-{n}"
         assert [m["message_id"] for m in found.earlier_messages] == [f"m-{k}" for k in range(n - 1, 0, -1)][:3]
     assert found.earlier_messages[0] == {"message_id": "m-4", "sent_at": "2026-12-04T01:00:00Z"}
+    # A retried send notes its email again: nothing moves into the earlier ones.
+    contacts.note_sent("tea-shop", KEY, found.last_message, None, found)
+    assert record(contacts).earlier_messages == found.earlier_messages  # type: ignore[union-attr]
     assert found.history == (consent,)
 
     contacts.erase("tea-shop", KEY)

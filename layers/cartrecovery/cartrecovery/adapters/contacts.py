@@ -219,7 +219,7 @@ class DynamoContactBook:
     ) -> None:
         sent_at = parse_rfc3339(str(last_message["sent_at"]))
         history = seen.history if seen else ()
-        sent = _Sent(last_message, _earlier(seen) if seen is not None else None)
+        sent = _Sent(last_message, _earlier(seen, str(last_message["message_id"])) if seen is not None else None)
         if consent is not None and not any(_same(consent, s) for s in history):
             proof = _Proof(history, seen.proof_version if seen else 0)
             if self._write_proof(store_id, key, consent, proof, sent, sent_at):
@@ -313,10 +313,15 @@ class _Sent:
         return "#m = :m, #r = :r"
 
 
-def _earlier(seen: ContactRecord) -> list[dict[str, Any]]:
-    """What ``earlier_messages`` becomes when a new email follows the ``seen`` record's last one."""
+def _earlier(seen: ContactRecord, message_id: str) -> list[dict[str, Any]]:
+    """What ``earlier_messages`` becomes when email ``message_id`` follows the ``seen`` record's last one
+    (a retried send that finds its own email already noted moves nothing)."""
     previous = seen.last_message
-    moved = [{"message_id": previous["message_id"], "sent_at": previous["sent_at"]}] if previous else []
+    moved = (
+        [{"message_id": previous["message_id"], "sent_at": previous["sent_at"]}]
+        if previous and previous["message_id"] != message_id
+        else []
+    )
     return (moved + [dict(m) for m in seen.earlier_messages])[:EARLIER_MESSAGES_KEPT]
 
 
