@@ -373,12 +373,38 @@ def test_snapshots_a_fraction_of_a_second_apart_keep_their_order_whichever_arriv
     assert carts.apply_activity(activity_snapshot(newer, "tea-shop", "c-1")) == ActivityWrite(True)
     stored = carts.get("tea-shop", "c-1")
     assert stored is not None and stored.last_activity_at == newer.occurred_at  # the fraction is kept
-    assert _raw_item(svc, "c-1")["last_activity_at"] == {"S": isoformat(deployment.start)[:-1] + ".750000Z"}
+    stored_as = _raw_item(svc, "c-1")["last_activity_at"]  # microseconds since the epoch
+    assert stored_as == {"N": str(int(deployment.start.timestamp()) * 1_000_000 + 750_000)}
 
     refused = carts.apply_activity(activity_snapshot(older, "tea-shop", "c-1"))
     assert refused == ActivityWrite(False, stored)
     assert fold(stored, older, "tea-shop", "c-1") == stored  # the fold, too, sees it is older: nothing changes
     assert len(stored.items) == 3
+
+
+def test_a_cart_stored_with_text_times_still_reads_and_takes_newer_snapshots(
+    carts: DynamoCartRepository, cart: CartState, deployment: Deployment, svc: Services
+) -> None:
+    # Carts written before the times became numbers hold RFC 3339 text in whole seconds.
+    armed = Decision(deployment.start, "armed", "cart_recovery", 1)
+    carts.save_fold(cart, expected_version=None, arm=(timer(deployment), armed))
+    text = {"S": isoformat(deployment.start)}
+    svc.dynamodb.update_item(
+        TableName=svc.settings.carts_table,
+        Key={"store_id": {"S": "tea-shop"}, "cart_id": {"S": "c-1"}},
+        UpdateExpression="SET last_activity_at = :t, first_seen_at = :t",
+        ExpressionAttributeValues={":t": text},
+    )
+    legacy = carts.get("tea-shop", "c-1")
+    assert legacy is not None and legacy.last_activity_at == deployment.start
+
+    # A number never compares with the text: the write is refused and the fold decides, exactly.
+    newer = _activity(deployment.start + timedelta(seconds=1), None)
+    assert carts.apply_activity(activity_snapshot(newer, "tea-shop", "c-1")) == ActivityWrite(False, legacy)
+    carts.save_fold(fold(legacy, newer, "tea-shop", "c-1"), expected_version=legacy.version)
+    folded = carts.get("tea-shop", "c-1")
+    assert folded is not None and folded.last_activity_at == newer.occurred_at
+    assert "N" in _raw_item(svc, "c-1")["last_activity_at"]  # rewritten as a number from then on
 
 
 def _raw_item(svc: Services, cart_id: str) -> dict[str, Any]:

@@ -53,14 +53,6 @@ def isoformat(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def isoformat_exact(moment: datetime) -> str:
-    """RFC 3339 in UTC with six fractional digits always, for the times events are ordered by: an event may
-    be a fraction of a second after another, and the fixed width keeps them comparable as text."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime")
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 # RFC 3339's date-time (section 5.6), with the space its note allows in place of "T". ``fromisoformat``
 # alone takes any ISO 8601 form (20261201T1015+0900, week dates, hours without minutes, offsets with
 # seconds), which the API promises to refuse.

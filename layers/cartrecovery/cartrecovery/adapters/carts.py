@@ -13,8 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from cartrecovery.adapters.dynamo_codec import from_item, opt_str, opt_time, to_attr
-from cartrecovery.clock import isoformat_exact
+from cartrecovery.adapters.dynamo_codec import from_item, micros, opt_str, opt_time, to_attr
 from cartrecovery.domain.cart import CLAIMED, OPEN, CartState, Decision, StepRecord, Timer
 from cartrecovery.domain.events import Consent, Customer, Item
 from cartrecovery.ports import ActivityWrite, ConcurrentUpdate
@@ -104,9 +103,9 @@ class DynamoCartRepository:
         """The common cart event, a newer snapshot of an open cart whose timer is armed, in one write and
         no read: ``with_newer_activity`` needs nothing from the stored cart, so its update expression can
         say it (the snapshot's contents whole; of the customer and currency, only what the event states).
-        The condition (the times compare as text: UTC, always six fractional digits) leaves every other case,
-        a new cart, a closed one, an older or simultaneous event, a cart without a timer (and a cart stored
-        with whole seconds, before its fraction was kept, within that second), to the caller's read-fold-write,
+        The condition (the times are numbers, microseconds since the epoch) leaves every other case, a new
+        cart, a closed one, an older or simultaneous event, a cart without a timer (and a cart whose time is
+        still stored as text, from before: a number never compares with it), to the caller's read-fold-write,
         which gets the stored item from the refusal itself."""
         fields = fold_fields(snapshot)
         customer = fields["customer"]
@@ -122,6 +121,7 @@ class DynamoCartRepository:
             ":one": {"N": "1"},
             ":open": {"S": OPEN},
             ":expires_at": self._expires_at(snapshot.last_activity_at),
+            ":number": {"S": "N"},
         }
         for name in ("items", "total", "recovery_url", "last_activity_at"):  # the snapshot's, whole
             names[f"#{name}"] = name
@@ -140,7 +140,8 @@ class DynamoCartRepository:
                 names[f"#c_{key}"] = key
                 values[f":c_{key}"] = to_attr(value)
         condition = (
-            "#status = :open AND #last_activity_at < :last_activity_at"
+            # Numbers only: a time stored as text (before they were numbers) goes to the fold.
+            "#status = :open AND attribute_type(#last_activity_at, :number) AND #last_activity_at < :last_activity_at"
             " AND attribute_exists(#timer) AND attribute_exists(#customer)"
         )
         try:
@@ -337,8 +338,8 @@ class DynamoCartRepository:
 
 def fold_fields(cart: CartState) -> dict[str, Any]:
     """The attributes an event fold owns (never steps, timer or decisions). The times events are ordered by
-    keep their fraction of a second (``isoformat_exact``): whole seconds made an event 0.8 s older than the
-    stored one look newer to the fold."""
+    keep their fraction of a second, as microseconds since the epoch (``micros``): stored as text in whole
+    seconds, an event 0.8 s older than the stored one looked newer to the fold."""
     return {
         "status": cart.status,
         "currency": cart.currency,
@@ -354,8 +355,8 @@ def fold_fields(cart: CartState) -> dict[str, Any]:
     }
 
 
-def _exact(moment: datetime | None) -> str | None:
-    return isoformat_exact(moment) if moment is not None else None
+def _exact(moment: datetime | None) -> int | None:
+    return micros(moment) if moment is not None else None
 
 
 def encode_item(item: Item) -> dict[str, Any]:

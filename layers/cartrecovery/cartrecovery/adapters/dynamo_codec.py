@@ -3,7 +3,7 @@ to import and hides the wire format)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -84,7 +84,19 @@ def _plain(value: Any) -> Any:
 
 
 def opt_time(value: Any) -> datetime | None:
+    """A stored time: RFC 3339 text, or microseconds since the epoch (``micros``)."""
+    if isinstance(value, Decimal | int) and not isinstance(value, bool):
+        return EPOCH + timedelta(microseconds=int(value))
     return parse_rfc3339(value) if value else None
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since the epoch: how the times events are ordered by are stored (exact, compared as
+    numbers, and 9 bytes where their text took 27)."""
+    return (moment - EPOCH) // timedelta(microseconds=1)
 
 
 def opt_str(value: Any) -> str | None:
