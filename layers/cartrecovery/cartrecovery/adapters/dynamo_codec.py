@@ -83,14 +83,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def opt_time(value: Any) -> datetime | None:
     """A stored time: RFC 3339 text, or microseconds since the epoch (``micros``)."""
     if isinstance(value, Decimal | int) and not isinstance(value, bool):
         return EPOCH + timedelta(microseconds=int(value))
     return parse_rfc3339(value) if value else None
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def micros(moment: datetime) -> int:

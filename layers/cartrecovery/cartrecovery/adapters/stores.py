@@ -77,7 +77,7 @@ class DynamoStoreRepository:
     ) -> tuple[StoreSettings, StoreSettings] | None:
         """Only ``settings_json`` is written, on condition that it still holds the text read: a secret rotated
         meanwhile is kept, and settings changed meanwhile make ``change`` run again on them."""
-        if "#" in store_id:
+        if not STORE_ID.match(store_id):  # as ``get``: no store has another id
             return None
         key = {"store_id": {"S": store_id}}
         for _ in range(SETTINGS_ATTEMPTS):

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cartrecovery.cli.catalog import add_catalog_parsers
-from cartrecovery.cli.common import find_store
+from cartrecovery.cli.common import find_store, no_store
 from cartrecovery.cli.config import local_runtime, resolve_settings
 from cartrecovery.cli.consent import add_consent_parser
 from cartrecovery.cli.coupons import add_coupon_parsers
@@ -171,7 +171,7 @@ def cmd_store_update(args: argparse.Namespace) -> int:
         svc = _services(args)
         change = update_store(svc.stores, args.id, patch, check=_store_check(svc, uploaded=True))
     except UnknownStore:
-        print(f"error: no store {args.id!r}", file=sys.stderr)
+        no_store(args.id)
         return 1
     except InvalidStore as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -190,9 +190,8 @@ def cmd_store_update(args: argparse.Namespace) -> int:
 
 
 def cmd_store_show(args: argparse.Namespace) -> int:
-    store = _services(args).stores.get(args.id)
+    store = find_store(_services(args), args.id)
     if store is None:
-        print(f"error: no store {args.id!r}", file=sys.stderr)
         return 1
     now = datetime.now(UTC)
     shown = {
@@ -252,9 +251,8 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     svc = _services(args)
-    store = svc.stores.get(args.store)
+    store = find_store(svc, args.store)
     if store is None:
-        print(f"error: no store {args.store!r}", file=sys.stderr)
         return 1
     zone = store.settings.zone  # send days are counted in the store's time zone
     if args.local:

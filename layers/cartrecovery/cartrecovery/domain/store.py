@@ -317,18 +317,19 @@ def settings_shape_problem(data: dict[str, Any]) -> str | None:
     problem = _unknown_key(data, "", "")
     if problem:
         return problem
-    for key in ("legal", "coupon", "reassurance", "help"):
-        if data.get(key) is not None and not isinstance(data[key], dict):
-            return f"{key} must be an object"
-        problem = _unknown_key(data[key], key, f"{key}.") if data.get(key) is not None else None
+    for part in ("legal", "coupon", "reassurance", "help"):
+        if data.get(part) is None:
+            continue
+        if not isinstance(data[part], dict):
+            return f"{part} must be an object"
+        # ``help`` is all links: every key of it is text.
+        problem = _unknown_key(data[part], part, f"{part}.")
+        problem = problem or _texts(data[part], f"{part}.", TEXT_KEYS.get(part, tuple(data[part])))
         if problem:
             return problem
     problem = _typed(data, "", booleans=("skip_closed_days", "hide_out_of_stock"))
     problem = problem or _typed(data, "", numbers=("late_limit_seconds", "frequency_cap_hours"))
     problem = problem or _texts(data, "", TEXT_KEYS[""])
-    for part in ("legal", "coupon", "reassurance", "help"):
-        if isinstance(data.get(part), dict):
-            problem = problem or _texts(data[part], f"{part}.", TEXT_KEYS.get(part, tuple(data[part])))
     if problem:
         return problem
     coupon = data.get("coupon")
@@ -370,9 +371,9 @@ def settings_shape_problem(data: dict[str, Any]) -> str | None:
     return None
 
 
-# The settings that are text (``help``: every key; a recommendation's price may be a number too). The
-# reader takes ``str()`` of each:
-# a list given for the postal address became "['a', 'b']" in every email's legal footer.
+# The settings that are text (and every key of ``help``; a recommendation's price may also be a number).
+# The reader takes ``str()`` of each: a list given for the postal address became "['a', 'b']" in every
+# email's legal footer.
 TEXT_KEYS = {
     "": ("store_id", "name", "sender_email", "sender_name", "url", "locale", "timezone", "currency", "quiet_hours"),
     "legal": ("sender_name", "address", "contact"),
@@ -444,10 +445,7 @@ def settings_value_problem(settings: StoreSettings) -> str | None:
     for name, link in links:
         if link and not is_http_url(link):
             return f"{name} {NOT_HTTP_URL}, got {link[:60]!r}"
-    for flow in settings.flows.values():
-        for step in flow.steps:
-            if step.step < 1 or step.delay_seconds < 0:
-                return f"flows.{flow.name}: step numbers start at 1 and delays are 0 seconds or more"
+    for flow in settings.flows.values():  # each step's number and delay are in range (settings_shape_problem)
         numbers = [s.step for s in flow.steps]
         if numbers != sorted(set(numbers)):
             # A flow walks its steps in the listed order: the next step is the first listed after the last one.

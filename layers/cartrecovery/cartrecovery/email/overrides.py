@@ -140,19 +140,16 @@ def check_overrides(overrides: Mapping[str, str], templates_dir: Path | None = N
         except TemplateError as error:
             note(error)
     locales = sorted({name.split("/", 1)[0] for name in overrides})
+    steps = [(locale, flow, step) for locale in locales for flow, step in flow_steps(renderer.templates_dir, overrides)]
     try:
         with _time_limit(CHECK_SECONDS):
-            for locale in locales:
-                for flow, step in flow_steps(renderer.templates_dir, overrides):
+            for locale, flow, step in steps:
+                for context, sparse in ((sample_context, False), (sparse_context, True)):
                     try:
-                        renderer.render(flow, step, locale, sample_context(flow, step, locale))
+                        renderer.render(flow, step, locale, context(flow, step, locale))
                     except TemplateError as error:
-                        note(error)
-                        continue
-                    try:
-                        renderer.render(flow, step, locale, sparse_context(flow, step, locale))
-                    except TemplateError as error:
-                        note(error, sparse=True)
+                        note(error, sparse=sparse)
+                        break  # the full sample failed: the sparse one would only say it again
     except _TooSlow:
         problems.append(
             Problem("", None, f"rendering the steps took over {CHECK_SECONDS} s (each takes milliseconds): any loops?")

@@ -212,8 +212,12 @@ class EmailRenderer:
             text=_tidy_text(self._render(f"{base}.txt.j2", context)),
         )
         if self.check_text:
-            limits = (("subject", email.subject, MAX_SUBJECT_CHARS), ("html", email.html, MAX_PART_CHARS))
-            for part, made, limit in (*limits, ("txt", email.text, MAX_PART_CHARS)):
+            parts = (
+                ("subject", email.subject, MAX_SUBJECT_CHARS),
+                ("html", email.html, MAX_PART_CHARS),
+                ("txt", email.text, MAX_PART_CHARS),
+            )
+            for part, made, limit in parts:
                 if len(made) > limit:
                     name = f"{base}.{part}.j2"
                     raise TemplateError(f"{name}: the {part} is {len(made):,} characters; at most {limit:,}", name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cartrecovery.clock import Clock, isoformat, parse_rfc3339
@@ -24,10 +24,12 @@ from cartrecovery.ports import (
     CartRepository,
     ConcurrentUpdate,
     ContactBook,
+    ContactRecord,
     EventLog,
     MessageLedger,
     Schedules,
 )
+from cartrecovery.usecases.report import revenue_column
 
 log = logging.getLogger(__name__)
 
@@ -174,19 +176,12 @@ class IngestEvent:
             if sent:
                 message_id = max(sent, key=lambda r: r.at).message_id
         if message_id is None and keys:
-            # The address's emails, newest first: the latest one sent before the order, within the window.
-            # (An order that arrives late may find a later email already sent; the one it followed is kept.)
-            for record in self.contacts.get_many(store.store_id, keys).values():
-                for sent in (record.last_message, *record.earlier_messages) if record.last_message else ():
-                    sent_at = parse_rfc3339(str(sent["sent_at"]))
-                    if sent_at <= event.occurred_at <= sent_at + ATTRIBUTION_WINDOW:
-                        message_id = str(sent["message_id"])
-                        break
-                if message_id:
-                    break
+            records = self.contacts.get_many(store.store_id, keys).values()
+            found = (_email_before(record, event.occurred_at) for record in records)
+            message_id = next((m for m in found if m), None)
         if message_id:
             # Amounts in different currencies are not added up: another currency's revenue has its own column.
-            column = "revenue" if order.currency == store.settings.currency else f"revenue_{order.currency}"
+            column = revenue_column(order.currency, store.settings.currency)
             self.ledger.mark(
                 message_id,
                 "converted",
@@ -195,6 +190,17 @@ class IngestEvent:
                 detail={"order_id": order.id},
                 revenue_column=column,
             )
+
+
+def _email_before(record: ContactRecord, at: datetime) -> str | None:
+    """The latest of the address's emails sent at or before ``at``, within the attribution window. (An order
+    that arrives late may find a later email already sent; the one it followed is among the earlier ones.)"""
+    sent = (record.last_message, *record.earlier_messages) if record.last_message else ()
+    for message in sent:  # newest first
+        sent_at = parse_rfc3339(str(message["sent_at"]))
+        if sent_at <= at <= sent_at + ATTRIBUTION_WINDOW:
+            return str(message["message_id"])
+    return None
 
 
 def schedule_payload(cart: CartState, flow: str, step: int) -> dict[str, Any]:

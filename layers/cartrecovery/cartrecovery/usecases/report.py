@@ -15,6 +15,11 @@ OTHER_REVENUE = "revenue_"
 OTHER_CURRENCIES = "revenue_other_currencies"
 
 
+def revenue_column(currency: str, store_currency: str) -> str:
+    """The counter an order's total adds to: ``revenue`` in the store's currency, else ``revenue_<CUR>``."""
+    return "revenue" if currency == store_currency else OTHER_REVENUE + currency
+
+
 def build_report(ledger: MessageLedger, store_id: str, day_from: date, day_to: date) -> dict[str, Any]:
     """Rows keyed by the send day of the messages they count: an open on day 3 of a message sent on
     day 1 counts in day 1's row, so a row reads as a funnel."""
@@ -28,8 +33,7 @@ def build_report(ledger: MessageLedger, store_id: str, day_from: date, day_to: d
             row[column] += raw.get(column, 0) or 0
         for name, amount in raw.items():
             if name.startswith(OTHER_REVENUE):
-                other = row[OTHER_CURRENCIES]
-                other[name.removeprefix(OTHER_REVENUE)] = other.get(name.removeprefix(OTHER_REVENUE), 0) + amount
+                _add(row[OTHER_CURRENCIES], name.removeprefix(OTHER_REVENUE), amount)
     # Totals sum the exact counts; the rows' JSON numbers (a float for fractional revenue) are only for output.
     totals: dict[str, Any] = {
         c: _number(sum((Decimal(row[c]) for row in merged.values()), start=Decimal(0))) for c in COLUMNS
@@ -37,10 +41,14 @@ def build_report(ledger: MessageLedger, store_id: str, day_from: date, day_to: d
     other_totals: dict[str, Decimal] = {}
     for row in merged.values():
         for currency, amount in row[OTHER_CURRENCIES].items():
-            other_totals[currency] = other_totals.get(currency, Decimal(0)) + Decimal(amount)
+            _add(other_totals, currency, amount)
     totals[OTHER_CURRENCIES] = {c: _number(a) for c, a in sorted(other_totals.items())}
     rows = [_plain(merged[k]) for k in sorted(merged)]
     return {"store": store_id, "from": day_from.isoformat(), "to": day_to.isoformat(), "rows": rows, "totals": totals}
+
+
+def _add(amounts: dict[str, Any], currency: str, amount: Any) -> None:
+    amounts[currency] = amounts.get(currency, Decimal(0)) + Decimal(amount)
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
