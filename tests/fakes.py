@@ -200,8 +200,10 @@ class FakeContacts:
         record = self._record(store_id, key)
         withdrawn = Consent(granted=False, at=at, source=source)
         if record.unsubscribed_at is None:
+            # Only the address's first opt-out counts; a withdrawal in the shop came first here.
+            first = record.consent is None or record.consent.granted
             self._put(store_id, dataclasses.replace(record, unsubscribed_at=at, consent=withdrawn))
-            return True
+            return first
         self.record_consent(store_id, key, withdrawn)
         return False
 

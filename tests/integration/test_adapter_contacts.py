@@ -69,6 +69,22 @@ def test_an_unsubscribe_counts_once_and_a_stale_consent_does_not_undo_it(
     assert found is not None and found.consent is not None and found.consent.granted
 
 
+def test_an_unsubscribe_after_a_withdrawal_in_the_shop_is_not_counted(
+    contacts: DynamoContactBook, deployment: Deployment
+) -> None:
+    t0 = deployment.start
+    contacts.record_consent("tea-shop", KEY, Consent(True, t0, "checkout-form"))
+    contacts.record_consent("tea-shop", KEY, Consent(False, t0 + timedelta(hours=1), "account-settings"))
+
+    # The link in an earlier email, used after the shopper had already opted out in the shop.
+    assert contacts.unsubscribe("tea-shop", KEY, t0 + timedelta(hours=2), "one-click") is False
+    assert contacts.unsubscribe("tea-shop", KEY, t0 + timedelta(hours=3), "one-click") is False
+
+    found = record(contacts)
+    assert found is not None
+    assert found.unsubscribed_at == t0 + timedelta(hours=2)  # the skip reason still names the unsubscribe
+
+
 def test_the_first_suppression_reason_stays(contacts: DynamoContactBook, deployment: Deployment) -> None:
     contacts.suppress("tea-shop", KEY, "bounced", deployment.start)
     contacts.suppress("tea-shop", KEY, "complained", deployment.start + timedelta(days=1))

@@ -168,7 +168,12 @@ class DynamoContactBook:
         self._prove(store_id, key, statement)
 
     def unsubscribe(self, store_id: str, key: str, at: datetime, source: str, event: str | None = None) -> bool:
-        """Withdraw consent as of ``at``; True only the first time this address unsubscribes."""
+        """Withdraw consent as of ``at``; True only for the address's first opt-out of any kind.
+
+        An address that already withdrew (an earlier unsubscribe, ``customer.unsubscribed`` or a
+        ``consent_changed`` withdrawal) is not counted again: the report's ``unsubscribed`` is the
+        opt-outs an email caused, and this one changed nothing.
+        """
         statement = ConsentStatement(False, at, source, event)
         old = self._update_if(
             store_id,
@@ -180,12 +185,12 @@ class DynamoContactBook:
             returns="ALL_OLD",
         )
         if old is not None:
-            newly = "unsubscribed_at" not in old
+            newly = "unsubscribed_at" not in old and "opted_out" not in old
         else:  # a newer opt-out is already kept; only the first unsubscribe time may be missing
-            first = self._update_if(
+            self._update_if(
                 store_id, key, "SET #u = :at", "attribute_not_exists(#u)", {"#u": "unsubscribed_at"}, {":at": at}
             )
-            newly = first is not None
+            newly = False
         self._prove(store_id, key, statement)
         return newly
 
