@@ -11,6 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from cartrecovery.cli.config import stack_settings
 from cartrecovery.local.lambda_invoke import load_module
 from cartrecovery.local.resources import TABLE_ENV, create_tables, find_repo_root, load_template
 from cartrecovery.usecases.track import COUNTED, DETAIL_TYPES
@@ -241,3 +242,70 @@ def test_ses_rule_forwards_exactly_the_event_types_tracking_counts() -> None:
     # A type tracking counts but the rule drops would never be counted; one the rule forwards but tracking
     # ignores costs a queue message and an invocation for nothing.
     assert sorted(pattern["detail-type"]) == sorted(DETAIL_TYPES[t] for t in COUNTED)
+
+
+def test_a_failed_send_invocation_lands_in_the_scheduler_dead_letter_queue() -> None:
+    # Scheduler invokes the send function asynchronously: its own DLQ sees only a failed hand-over, so a
+    # function error must reach the same queue through Lambda's on-failure destination.
+    config = FUNCTIONS["SendFunction"]["Properties"]["EventInvokeConfig"]
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["SchedulerDeadLetterQueue", "Arn"]},
+    }
+
+
+def test_sam_lets_the_send_function_write_its_failures_to_that_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SAM adds the send function's right to write to its on-failure destination when it translates the
+    template; this runs SAM's own translator, as `sam deploy` does."""
+    from samtranslator.translator.transform import transform
+    from samtranslator.yaml_helper import yaml_parse
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-1")
+    template = yaml_parse(TEMPLATE_PATH.read_text())
+    for name, resource in template["Resources"].items():
+        for uri in ("CodeUri", "ContentUri"):
+            if uri in resource.get("Properties", {}):
+                resource["Properties"][uri] = f"s3://bucket/{name}"
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {
+                "AWSLambdaBasicExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+                "AWSLambdaSQSQueueExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
+            }
+
+    resources = transform(template, {}, NoManagedPolicies())["Resources"]
+    statements = [
+        s for p in resources["SendFunctionRole"]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]
+    ]
+    dlq = {"Fn::GetAtt": ["SchedulerDeadLetterQueue", "Arn"]}
+    assert any(s["Action"] == "sqs:SendMessage" and s["Resource"] == dlq for s in statements)
+    invoke_config = resources["SendFunctionEventInvokeConfig"]["Properties"]
+    assert invoke_config["DestinationConfig"]["OnFailure"]["Destination"] == dlq
+
+
+def test_alarms_can_publish_to_their_topic() -> None:
+    # CloudWatch cannot use SNS's AWS managed key (its policy cannot be changed to allow the service).
+    topic = RESOURCES["AlarmTopic"].get("Properties", {})
+    assert "alias/aws/sns" not in str(topic.get("KmsMasterKeyId", ""))
+
+
+def test_the_send_function_may_send_from_any_verified_identity_of_the_account() -> None:
+    statements = _statements(FUNCTIONS["SendFunction"])
+    (ses,) = [s for s in statements if "ses:SendEmail" in _as_list(s["Action"])]
+    identities = [r["Fn::Sub"] for r in ses["Resource"] if ":identity/" in r["Fn::Sub"]]
+    assert identities == ["arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"]
+
+
+def test_the_cli_finds_every_setting_of_a_deployed_stack_in_its_outputs() -> None:
+    # `--stack` builds the CLI's settings from the stack's outputs: what the functions get from the
+    # template's environment must be there too (erase deletes schedules in the group, preview links).
+    outputs = TEMPLATE["Outputs"]
+    given = {key: f"value-of-{key}" for key in outputs}
+    settings = stack_settings(given)
+    for env in REQUIRED_ENV - {"CARTRECOVERY_STAGE"}:
+        field = env.lower()
+        assert getattr(settings, field).startswith("value-of-"), env
+    send_env = FUNCTIONS["SendFunction"]["Properties"]["Environment"]["Variables"]
+    assert outputs["UnsubscribeBaseUrl"]["Value"] == send_env["PUBLIC_BASE_URL"]
+    assert settings.public_base_url == "value-of-UnsubscribeBaseUrl"

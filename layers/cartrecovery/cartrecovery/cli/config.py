@@ -18,6 +18,13 @@ STACK_OUTPUTS = {
     "MessagesTableName": "MESSAGES_TABLE",
     "CountersTableName": "COUNTERS_TABLE",
     "CouponsTableName": "COUPONS_TABLE",
+    # What `erase` needs to delete a cart's pending schedules, and `templates preview` for its links.
+    "ScheduleGroupName": "SCHEDULE_GROUP",
+    "SchedulerRoleArn": "SCHEDULER_ROLE_ARN",
+    "SendFunctionArn": "SEND_FUNCTION_ARN",
+    "SchedulerDeadLetterQueueArn": "SCHEDULER_DLQ_ARN",
+    "ConfigurationSetName": "SES_CONFIGURATION_SET",
+    "UnsubscribeBaseUrl": "PUBLIC_BASE_URL",
 }
 
 
@@ -52,7 +59,10 @@ def resolve_settings(*, local: bool, stack: str | None, region: str | None) -> S
         import boto3
 
         described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-        env = {name: outputs[key] for key, name in STACK_OUTPUTS.items() if key in outputs}
-        return Settings.from_env(env)
+        return stack_settings({o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])})
     return Settings.from_env()
+
+
+def stack_settings(outputs: dict[str, str]) -> Settings:
+    """The settings a deployed stack's functions run with, from the stack's outputs."""
+    return Settings.from_env({name: outputs[key] for key, name in STACK_OUTPUTS.items() if key in outputs})

@@ -11,7 +11,8 @@ advance sends step 1 at its hour, honours quiet hours and does not find step 1 "
 
 An invocation that raises is a function error: the schedule is kept and retried on the next run (the
 background thread runs every second), and after ``max_attempts`` failures it is deleted and kept as
-dead-lettered (in AWS: the DLQ), shown on the console.
+dead-lettered (in AWS: Lambda retries a failed invocation, then its on-failure destination, the scheduler
+DLQ, keeps it), shown on the console.
 
 The reconciliation sweep (``sweep``, the sweep function's handler) runs as in AWS every five minutes of
 virtual time, at the ticks ``hh:00, hh:05, ...``, so a step whose schedule was lost (every invocation

@@ -276,7 +276,7 @@ class RunDueStep:
             return StepOutcome("throttled", "ses_throttled", flow.name, step.step)
         except SendFailed:
             # Not sent, and not the shopper's fault: free the step and fail loudly (errors alarm, the
-            # scheduler retries the invocation and finally dead-letters it) instead of skipping silently.
+            # Lambda retries the invocation, then sends it to the scheduler DLQ) instead of skipping silently.
             self.carts.release_step(
                 store.store_id, cart.cart_id, key, Decision(now, "failed", flow.name, step.step, "ses_refused_request")
             )
