@@ -141,6 +141,8 @@ def test_an_argument_that_was_not_utf8_on_the_command_line_is_refused_before_any
         # Read with str(), these once reached every email: "['a', 'b']" in the legal footer, a javascript: link.
         ((), {"legal": {"address": ["a", "b"]}}, "legal.address must be text, got ['a', 'b']"),
         ((), {"sender_name": {"x": 1}}, "sender_name must be text, got {'x': 1}"),
+        # The From header cannot hold a line break: every send of the store failed (the name is the default).
+        (("--name", "Matcha\nShop"), {}, "sender_name must be one line of text"),
         ((), {"help": {"faq_url": "javascript:alert(1)"}}, "help.faq_url must be an absolute http(s) URL"),
         (
             (),
@@ -166,7 +168,7 @@ def test_an_argument_that_was_not_utf8_on_the_command_line_is_refused_before_any
     ids=[
         *("sender", "timezone", "locale", "currency", "url", "url-bracket", "delay"),
         *("delay-huge", "late-limit-huge", "late-limit-negative", "frequency-cap-huge", "coupon-days-huge"),
-        *("address-list", "sender-name-object", "help-javascript", "recommendation-javascript"),
+        *("address-list", "sender-name-object", "name-line-break", "help-javascript", "recommendation-javascript"),
         "apply-url-bracket",
         "shopify-secret",
         *("typo", "help-typo", "step-without-templates"),

@@ -21,6 +21,7 @@ from tests.fakes import (
     cart_cleared,
     cart_updated,
     order_placed,
+    store_settings,
     unsubscribed,
 )
 
@@ -204,6 +205,22 @@ def test_a_step_overdue_past_the_late_limit_is_skipped_and_the_next_one_armed() 
 
 
 # --- never twice, never early -------------------------------------------------------------------------------
+
+
+def test_a_message_that_cannot_be_written_fails_with_the_step_unclaimed() -> None:
+    # A store saved before its sender name was checked: the From header cannot hold the line break. The
+    # invocation must fail visibly (retried, then dead-lettered) and leave the step free to send once the
+    # store is fixed, not claimed and then abandoned as an unknown outcome.
+    world = World.create(START, store_settings(sender_name="Matcha\nShop"))
+    world.send(cart_updated(ABANDONED))
+    world.advance_to(STEP1_DUE)
+    (due,) = world.schedules.due(world.clock.now())
+
+    with pytest.raises(ValueError, match="CR or LF"):
+        world.run_step(due.payload)
+
+    assert world.mailer.sent == []
+    assert world.cart("c-1").steps == {}
 
 
 def test_a_second_delivery_of_the_same_firing_sends_nothing() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
@@ -127,6 +128,14 @@ class OutgoingEmail:
     text: str
     headers: dict[str, str]
     tags: dict[str, str]
+
+    @cached_property
+    def raw(self) -> bytes:
+        """The MIME message as sent. Built once; the send builds it before claiming the step, so a header
+        that cannot be written (a line break in a stored sender name) fails with the step unclaimed."""
+        from cartrecovery.email.mime import build_message
+
+        return build_message(self.sender, self.to, self.subject, self.text, self.html, self.headers)
 
 
 class StoreRepository(Protocol):

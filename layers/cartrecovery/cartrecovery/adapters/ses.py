@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from cartrecovery.adapters.errors import error_code, http_status
-from cartrecovery.email.mime import build_message
 from cartrecovery.ports import OutgoingEmail, SendFailed, SendOutcomeUnknown, SendRejected, SendThrottled
 
 THROTTLED = {
@@ -31,11 +30,10 @@ class SesMailer:
         self.configuration_set = configuration_set
 
     def send(self, email: OutgoingEmail) -> str:
-        raw = build_message(email.sender, email.to, email.subject, email.text, email.html, email.headers)
         kwargs: dict[str, Any] = {
             "FromEmailAddress": email.sender,
             "Destination": {"ToAddresses": [email.to]},
-            "Content": {"Raw": {"Data": raw}},
+            "Content": {"Raw": {"Data": email.raw}},
             "EmailTags": [{"Name": k, "Value": v} for k, v in email.tags.items()],
         }
         if self.configuration_set:

@@ -33,6 +33,9 @@ STORE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z")
 _HH_MM = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]"
 _QUIET_HOURS = re.compile(rf"\s*(?P<start>{_HH_MM})\s*-\s*(?P<end>{_HH_MM})\s*")
 CART_RECOVERY = "cart_recovery"
+# Control characters (Unicode's Cc) and the line and paragraph separators: a mail header cannot hold them.
+_NOT_HEADER_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+NOT_ONE_LINE = "must be one line of text, without line breaks or control characters"
 
 
 @dataclass(frozen=True)
@@ -430,6 +433,8 @@ def settings_value_problem(settings: StoreSettings) -> str | None:
     time zone), said now; None when there is nothing. Stores already saved are not checked again on read."""
     checks = [
         ("sender_email", settings.sender_email, is_email_address, f"{NOT_EMAIL} (a verified SES identity)"),
+        # The From header's name (the store's name unless set): SES cannot be given a header with a line break.
+        ("sender_name", settings.sender_name, _is_header_text, f"{NOT_ONE_LINE} (it defaults to the store's name)"),
         ("timezone", settings.timezone, is_time_zone, NOT_TIME_ZONE),
         ("locale", settings.locale, is_language_tag, NOT_LANGUAGE_TAG),
         ("currency", settings.currency, is_currency_code, NOT_CURRENCY),
@@ -451,6 +456,10 @@ def settings_value_problem(settings: StoreSettings) -> str | None:
             # A flow walks its steps in the listed order: the next step is the first listed after the last one.
             return f"flows.{flow.name}: list each step once, in increasing order, got steps {numbers}"
     return None
+
+
+def _is_header_text(text: str) -> bool:
+    return _NOT_HEADER_TEXT.search(text) is None
 
 
 def _objects(value: Any, path: str) -> str | None:

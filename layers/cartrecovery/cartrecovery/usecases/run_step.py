@@ -248,15 +248,6 @@ class RunDueStep:
                 first_purchase=first_purchase,
             ),
         )
-        if not self.carts.claim_step(store.store_id, cart.cart_id, key, StepRecord(CLAIMED, now, variant, day=day)):
-            return StepOutcome("already_claimed", None, flow.name, step.step)
-        # The claim found the cart still open; an unsubscribe or an order by the address may have landed while
-        # this step was being decided, so look at the address again now that the step is held.
-        blocked, seen = self._blocked(store, cart)
-        if blocked:
-            decision = Decision(now, "released", flow.name, step.step, blocked)
-            self.carts.release_step(store.store_id, cart.cart_id, key, decision)
-            return self._stop(cart, flow.name, step.step, blocked)
         email = OutgoingEmail(
             sender=sender_address(settings.sender_name, settings.sender_email),
             to=cart.customer.email,
@@ -267,6 +258,16 @@ class RunDueStep:
             # SES repeats the tags on every event of the message: tracking counts it from them without a read.
             tags={"store": store.store_id, "flow": flow.name, "step": str(step.step), "variant": variant, "day": day},
         )
+        email.raw  # noqa: B018 -- built now, so a message that cannot be written fails before the claim
+        if not self.carts.claim_step(store.store_id, cart.cart_id, key, StepRecord(CLAIMED, now, variant, day=day)):
+            return StepOutcome("already_claimed", None, flow.name, step.step)
+        # The claim found the cart still open; an unsubscribe or an order by the address may have landed while
+        # this step was being decided, so look at the address again now that the step is held.
+        blocked, seen = self._blocked(store, cart)
+        if blocked:
+            decision = Decision(now, "released", flow.name, step.step, blocked)
+            self.carts.release_step(store.store_id, cart.cart_id, key, decision)
+            return self._stop(cart, flow.name, step.step, blocked)
         try:
             message_id = self.mailer.send(email)
         except SendThrottled:
