@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
 from cartrecovery.domain.cart import CartState, Decision, StepRecord, Timer
