@@ -134,8 +134,10 @@ def test_an_argument_that_was_not_utf8_on_the_command_line_is_refused_before_any
             {"flows": {"cart_recovery": {"steps": [{"step": 1, "delay_seconds": 1e18}]}}},
             "delay_seconds must be from 0 to 31536000, got 1e+18",
         ),
-        ((), {"late_limit_seconds": 1e300}, "late_limit_seconds must be from 0 to 2592000, got 1e+300"),
-        ((), {"late_limit_seconds": -5}, "late_limit_seconds must be from 0 to 2592000, got -5"),
+        ((), {"late_limit_seconds": 1e300}, "late_limit_seconds must be 0 (the default) or from 600 to 2592000"),
+        ((), {"late_limit_seconds": -5}, "late_limit_seconds must be 0 (the default) or from 600 to 2592000, got -5"),
+        # Shorter than the system's own timing slack: a step with no delay was always skipped as too late.
+        ((), {"late_limit_seconds": 30}, "late_limit_seconds must be 0 (the default) or from 600 to 2592000, got 30"),
         ((), {"frequency_cap_hours": 1e20}, "frequency_cap_hours must be from 0 to 8760, got 1e+20"),
         ((), {"coupon": {"code": "X", "valid_days": 1e300}}, "coupon.valid_days must be from 1 to 3650, got 1e+300"),
         # Read with str(), these once reached every email: "['a', 'b']" in the legal footer, a javascript: link.
@@ -167,7 +169,8 @@ def test_an_argument_that_was_not_utf8_on_the_command_line_is_refused_before_any
     ],
     ids=[
         *("sender", "timezone", "locale", "currency", "url", "url-bracket", "delay"),
-        *("delay-huge", "late-limit-huge", "late-limit-negative", "frequency-cap-huge", "coupon-days-huge"),
+        *("delay-huge", "late-limit-huge", "late-limit-negative", "late-limit-short"),
+        *("frequency-cap-huge", "coupon-days-huge"),
         *("address-list", "sender-name-object", "name-line-break", "help-javascript", "recommendation-javascript"),
         "apply-url-bracket",
         "shopify-secret",

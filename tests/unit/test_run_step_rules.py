@@ -3,6 +3,7 @@ that a step is never sent twice or early."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from cartrecovery.domain.cart import SENT, SKIPPED, StepRecord
+from cartrecovery.domain.store import FlowStep
 from cartrecovery.ports import MessageRecord
 from cartrecovery.usecases.run_step import StepOutcome
 from cartrecovery.usecases.unsubscribe import Unsubscribe
@@ -202,6 +204,34 @@ def test_a_step_overdue_past_the_late_limit_is_skipped_and_the_next_one_armed() 
     assert world.mailer.sent == []
     record = world.cart("c-1").step_record("cart_recovery", 1)
     assert record is not None and (record.status, record.reason) == (SKIPPED, "too_late")
+
+
+def test_a_step_whose_delay_the_store_shortened_after_arming_is_sent_when_its_timer_fires() -> None:
+    # Step 2 was armed for three days after the activity; the store then asks for it after one day. The
+    # timer fires at its time: the step is as late as the store's change, which is no outage.
+    world = abandoned_world()
+    fire_step1(world)
+    armed = world.cart("c-1").timer
+    assert armed is not None and armed.step == 2
+    flow = world.store.settings.flows["cart_recovery"]
+    shorter = dataclasses.replace(flow, steps=(flow.steps[0], FlowStep(2, 86400), *flow.steps[2:]))
+    settings = dataclasses.replace(world.store.settings, flows={"cart_recovery": shorter})
+    world.stores.save(dataclasses.replace(world.store, settings=settings))
+
+    world.advance_to(armed.due_at)
+    (outcome,) = world.fire_due()
+
+    assert (outcome.action, outcome.step) == ("sent", 2)
+    assert len(world.mailer.sent) == 2
+
+
+def test_steps_skipped_as_too_late_arm_the_next_one_as_the_next_step_not_as_activity() -> None:
+    world = abandoned_world()
+    world.advance_to(STEP1_DUE + timedelta(days=1, minutes=1))
+    world.fire_due()
+
+    decision = world.cart("c-1").decisions[-1]
+    assert (decision.action, decision.step, decision.reason) == ("rearmed", 2, "next_step")
 
 
 # --- never twice, never early -------------------------------------------------------------------------------

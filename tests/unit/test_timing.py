@@ -51,6 +51,23 @@ def test_a_due_time_already_past_is_set_a_minute_ahead_never_in_the_past() -> No
     assert timer.due_at.microsecond == 0
 
 
+def test_a_timer_set_later_than_its_plan_keeps_the_plan_and_one_on_time_does_not() -> None:
+    cart = CartState("shop-1", "c-1", last_activity_at=utc(2026, 12, 1, 0, 0))
+    flow, step = DEFAULT_CART_RECOVERY, DEFAULT_CART_RECOVERY.steps[0]
+    late = timer_for(cart, flow, step, utc(2026, 12, 1, 5, 0))  # a late event: due three hours ago
+    assert late.planned_at == utc(2026, 12, 1, 2, 0) and late.meant_for == utc(2026, 12, 1, 2, 0)
+    on_time = timer_for(cart, flow, step, utc(2026, 12, 1, 0, 0))
+    assert on_time.planned_at is None and on_time.meant_for == on_time.due_at == utc(2026, 12, 1, 2, 0)
+
+
+def test_a_due_time_with_a_fraction_of_a_second_fires_at_the_next_whole_second_never_before() -> None:
+    # Scheduler's times are whole seconds: rounded down, the timer fired before the step was due and was
+    # re-armed a minute later, as if the cart had moved.
+    cart = CartState("shop-1", "c-1", last_activity_at=utc(2026, 12, 1, 0, 0, 1, 900_000))
+    timer = timer_for(cart, DEFAULT_CART_RECOVERY, DEFAULT_CART_RECOVERY.steps[0], utc(2026, 12, 1, 0, 0, 2))
+    assert timer.due_at == utc(2026, 12, 1, 2, 0, 2) and timer.planned_at is None
+
+
 def test_schedule_names_are_stable_per_step_and_time_and_differ_otherwise() -> None:
     cart = CartState("shop-1", "c-1", last_activity_at=utc(2026, 12, 1, 0, 0))
     flow, now = DEFAULT_CART_RECOVERY, utc(2026, 12, 1, 0, 0)
@@ -122,6 +139,24 @@ def fire_first_step(world: World, activity: str, timezone: str | None = None) ->
     world.advance_to(timer.due_at)
     (outcome,) = world.fire_due()
     return outcome.action, [e.to for e in world.mailer.sent]
+
+
+def test_a_window_ending_in_the_hour_clocks_repeat_ends_at_its_end_on_the_clock_now_shown() -> None:
+    # New York falls back at 02:00 on 1 November 2026: 01:00-02:00 happens twice. At 01:05 of the second
+    # pass (06:05 UTC) the first 01:30 (05:30 UTC) is over; the window ends at the second one.
+    window = QuietHours.parse("21:00-01:30")
+    assert window.window_end(utc(2026, 11, 1, 6, 5), NEW_YORK) == utc(2026, 11, 1, 6, 30)
+    assert window.window_end(utc(2026, 11, 1, 4, 50), NEW_YORK) == utc(2026, 11, 1, 5, 30)  # first pass
+
+
+def test_a_window_ending_in_the_hour_clocks_skip_ends_when_they_jump_past_it() -> None:
+    # New York springs forward at 02:00 on 14 March 2027: 02:30 never shows; at 03:00 EDT it has passed.
+    window = QuietHours.parse("21:00-02:30")
+    assert window.window_end(utc(2027, 3, 14, 6, 0), NEW_YORK) == utc(2027, 3, 14, 7, 0)
+    # Lord Howe moves its clocks by half an hour (02:00 -> 02:30 on 4 October 2026).
+    lord_howe = ZoneInfo("Australia/Lord_Howe")
+    end = QuietHours.parse("21:00-02:15").window_end(local(lord_howe, 2026, 10, 4, 1, 0), lord_howe)
+    assert end is not None and end.astimezone(lord_howe).replace(tzinfo=None) == datetime(2026, 10, 4, 2, 30)
 
 
 def test_a_step_due_in_the_recipients_quiet_hours_waits_for_their_morning() -> None:

@@ -72,4 +72,9 @@ def parse_rfc3339(text: str) -> datetime:
     offset = "+00:00" if match["offset"] in "Zz" else match["offset"]
     second = "59" if leap else match["second"]
     value = datetime.fromisoformat(f"{match['date']}T{match['time']}:{second}{match['fraction'] or ''}{offset}")
-    return value + timedelta(seconds=1) if leap else value
+    if not leap:
+        return value
+    try:
+        return value + timedelta(seconds=1)
+    except OverflowError:  # the leap second at the end of year 9999: no datetime holds the second after it
+        raise ValueError("after the last time a timestamp can hold") from None

@@ -387,7 +387,10 @@ def encode_customer(customer: Customer) -> dict[str, Any]:
 
 
 def encode_timer(timer: Timer) -> dict[str, Any]:
-    return {"flow": timer.flow, "step": timer.step, "due_at": timer.due_at, "schedule_name": timer.schedule_name}
+    encoded = {"flow": timer.flow, "step": timer.step, "due_at": timer.due_at, "schedule_name": timer.schedule_name}
+    if timer.planned_at is not None:  # only a timer set later than its plan carries it (most do not)
+        encoded["planned_at"] = timer.planned_at
+    return encoded
 
 
 def encode_step(record: StepRecord) -> dict[str, Any]:
@@ -473,6 +476,7 @@ def decode_cart(data: dict[str, Any]) -> CartState:
             step=int(timer["step"]),
             due_at=_time(timer["due_at"]),
             schedule_name=timer["schedule_name"],
+            planned_at=opt_time(timer.get("planned_at")),
         )
         if timer
         else None,

@@ -45,6 +45,15 @@ class Timer:
     step: int
     due_at: datetime
     schedule_name: str
+    # When the step was meant to go, where the timer had to be set later (a schedule is never set less than
+    # a minute ahead, and a lost one is re-armed by the sweep): the late limit counts from here, not from
+    # ``due_at``. None when the timer fires when it was meant to.
+    planned_at: datetime | None = None
+
+    @property
+    def meant_for(self) -> datetime:
+        """The time this timer stands for: its step's lateness is measured from it."""
+        return self.planned_at or self.due_at
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -95,7 +95,29 @@ class QuietHours:
         end_day = local.date()
         if crosses_midnight and now >= self.start:
             end_day = end_day + timedelta(days=1)
-        return datetime.combine(end_day, self.end, tzinfo=zone)
+        return first_instant_at(datetime.combine(end_day, self.end), zone, after=moment)
+
+
+def first_instant_at(wall: datetime, zone: ZoneInfo, *, after: datetime) -> datetime:
+    """The first instant (in UTC) after ``after`` at which the clocks of ``zone`` show ``wall`` or later.
+
+    Around a clock change a wall time is not one instant: in the hour repeated when clocks go back it is two
+    (the first one may have passed already), and in the hour skipped when they go forward it is none, so
+    the clocks first show a time past it at the change itself."""
+    first, second = (wall.replace(tzinfo=zone, fold=f).astimezone(UTC) for f in (0, 1))
+    if first.astimezone(zone).replace(tzinfo=None) == wall:  # the wall time exists: once, or twice
+        # In UTC: an instant in a repeated hour (fold=1) is never == to one in another zone (PEP 495).
+        return next((t for t in sorted({first, second}) if t > after), max(first, second))
+    # Skipped: fold 0 reads it with the offset before the change (the later instant), fold 1 with the one
+    # after (the earlier). The change lies between, on a whole second: find it.
+    low, high = int(min(first, second).timestamp()), int(max(first, second).timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, UTC)
 
 
 @dataclass(frozen=True)
@@ -401,10 +423,14 @@ DAY_SECONDS = 86400
 NUMBER_RANGES = {
     "step": (1, 999),
     "delay_seconds": (0, 365 * DAY_SECONDS),
-    "late_limit_seconds": (0, 30 * DAY_SECONDS),  # 0: the default
+    # 0 is the default. Below ten minutes the limit would skip steps the system itself set late: a timer is
+    # set at least a minute ahead, Scheduler fires within a minute, and the sweep re-arms a lost one after ten.
+    "late_limit_seconds": (600, 30 * DAY_SECONDS),
     "frequency_cap_hours": (0, 365 * 24),
     "valid_days": (1, 3650),
 }
+
+ZERO_IS_DEFAULT = {"late_limit_seconds"}
 
 
 def _typed(
@@ -423,8 +449,11 @@ def _typed(
         if isinstance(value, bool) or not whole:
             return f"{prefix}{key} must be a whole number, got {value!r}"
         low, high = NUMBER_RANGES[key]
+        if key in ZERO_IS_DEFAULT and value == 0:
+            continue
         if not low <= value <= high:
-            return f"{prefix}{key} must be from {low} to {high}, got {value!r}"
+            default = "0 (the default) or " if key in ZERO_IS_DEFAULT else ""
+            return f"{prefix}{key} must be {default}from {low} to {high}, got {value!r}"
     return None
 
 

@@ -30,13 +30,21 @@ def schedule_name(store_id: str, cart_id: str, flow: str, step: int, fire_at: da
 
 
 def timer_for(cart: CartState, flow: Flow, step: FlowStep, now: datetime, not_before: datetime | None = None) -> Timer:
-    fire_at = max(not_before or due_at(cart, step), now + MIN_LEAD)
-    fire_at = fire_at.replace(microsecond=0)
+    planned = not_before or due_at(cart, step)
+    return fire_timer(cart.store_id, cart.cart_id, flow.name, step.step, planned, now)
+
+
+def fire_timer(store_id: str, cart_id: str, flow: str, step: int, planned: datetime, now: datetime) -> Timer:
+    """A timer for ``planned``: Scheduler's times are whole seconds, so a fraction rounds up (never before the
+    due time), and a schedule is set at least ``MIN_LEAD`` ahead; the plan is kept when that moves it."""
+    on_time = planned if planned.microsecond == 0 else planned.replace(microsecond=0) + timedelta(seconds=1)
+    fire_at = max(on_time, (now + MIN_LEAD).replace(microsecond=0))
     return Timer(
-        flow=flow.name,
-        step=step.step,
+        flow=flow,
+        step=step,
         due_at=fire_at,
-        schedule_name=schedule_name(cart.store_id, cart.cart_id, flow.name, step.step, fire_at),
+        schedule_name=schedule_name(store_id, cart_id, flow, step, fire_at),
+        planned_at=planned if fire_at > on_time else None,
     )
 
 

@@ -22,8 +22,8 @@ from datetime import timedelta
 from typing import Any
 
 from cartrecovery.clock import Clock
-from cartrecovery.domain.cart import Decision, Timer
-from cartrecovery.domain.timing import MIN_LEAD, schedule_name
+from cartrecovery.domain.cart import Decision
+from cartrecovery.domain.timing import fire_timer
 from cartrecovery.ports import ArmedTimers, Schedules
 from cartrecovery.usecases.ingest import schedule_payload
 
@@ -83,14 +83,9 @@ class ReconcileTimers:
                 cleared = self.carts.replace_timer(store_id, cart_id, timer.schedule_name, None, decision)
                 counts["cleared" if cleared else "moved"] += 1
                 continue
-            fire_at = (now + MIN_LEAD).replace(microsecond=0)
-            fresh = Timer(
-                flow=timer.flow,
-                step=timer.step,
-                due_at=fire_at,
-                schedule_name=schedule_name(store_id, cart_id, timer.flow, timer.step, fire_at),
-            )
-            decision = Decision(now, "rearmed", timer.flow, timer.step, "schedule_missing", fire_at)
+            # The lost timer's plan is kept: lateness counts from when the step was meant to go.
+            fresh = fire_timer(store_id, cart_id, timer.flow, timer.step, timer.meant_for, now)
+            decision = Decision(now, "rearmed", timer.flow, timer.step, "schedule_missing", fresh.due_at)
             if not self.carts.replace_timer(store_id, cart_id, timer.schedule_name, fresh, decision):
                 counts["moved"] += 1
                 continue

@@ -135,6 +135,7 @@ class RunDueStep:
         now = self.clock.now()
         step = next_step(cart, flow)
         late_limit = timedelta(seconds=store.settings.late_limit_seconds)
+        fired_step = step
         while step is not None and now > planned_at(cart, flow.name, step) + late_limit:
             # Overdue beyond the limit (a late event, a long outage): a stale reminder helps nobody.
             self.carts.update_progress(
@@ -149,7 +150,9 @@ class RunDueStep:
             return self._stop(cart, flow.name, None, "flow_complete")
         due = due_at(cart, step)
         if now < due:
-            return self._rearm(cart, flow, step, now, "rearmed", "cart_activity", due)
+            # Not due yet: activity moved it later, or the steps before it were too late (the next waits).
+            reason = "cart_activity" if step is fired_step else "next_step"
+            return self._rearm(cart, flow, step, now, "rearmed", reason, due)
 
         blocked, email_record = self._blocked(store, cart)
         if blocked:
@@ -416,9 +419,14 @@ def _consent_granted(cart: CartState, record: ContactRecord | None) -> bool:
 
 def planned_at(cart: CartState, flow: str, step: FlowStep) -> datetime:
     """When the step was meant to go: its due time, or later if the system itself deferred it (quiet hours,
-    closed days, the frequency cap) since the cart's last activity. The late limit counts from here, so a
-    deferral never turns into a skip; an outage or a late event still does."""
+    closed days, the frequency cap) since the cart's last activity, or if its timer was set for later (the
+    store shortened the step's delay after the timer was armed: the new delay counts, not as lateness).
+    The late limit counts from here, so a deferral or a settings change never turns into a skip; an outage
+    or a late event still does."""
     planned = due_at(cart, step)
+    timer = cart.timer
+    if timer is not None and (timer.flow, timer.step) == (flow, step.step):
+        planned = max(planned, timer.meant_for)
     for decision in cart.decisions:
         if (
             decision.action == "deferred"
