@@ -272,6 +272,7 @@ class FakeLedger:
     def __init__(self) -> None:
         self.messages: dict[str, MessageRecord] = {}
         self.counters: dict[tuple[str, str, str, int, str], dict[str, Any]] = {}
+        self.once: set[tuple[str, str, str]] = set()  # (store, kind, once) marked already
 
     def _bump(
         self,
@@ -307,12 +308,15 @@ class FakeLedger:
         detail: dict[str, str] | None = None,
         row: dict[str, Any] | None = None,
         revenue_column: str = "revenue",
+        once: str | None = None,
     ) -> str:
         message = self.messages.get(message_id)
         if message is None:
             return "missing"
-        if kind in message.marks:
+        if kind in message.marks or (once is not None and (message.store_id, kind, once) in self.once):
             return "again"
+        if once is not None:
+            self.once.add((message.store_id, kind, once))
         self.messages[message_id] = dataclasses.replace(message, marks={**message.marks, kind: at.isoformat()})
         counter_row = {"day": message.day, "flow": message.flow, "step": message.step, "variant": message.variant}
         self._bump(message.store_id, counter_row, kind, 1, revenue, revenue_column)

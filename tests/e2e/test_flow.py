@@ -221,6 +221,13 @@ def test_an_order_arriving_after_a_later_email_credits_the_email_it_followed(loc
     assert step_row(after, 1)["revenue"] - step_row(before, 1)["revenue"] == 1111
     assert step_row(after, 2)["converted"] == step_row(before, 2)["converted"]
 
+    # The shop sends the same order again (an update: a new webhook-id, a later time, after step 2). It
+    # converted step 1 already; it must not convert step 2 as well and count its revenue twice.
+    again = {**order, "occurred_at": (t0 + timedelta(days=3, minutes=4)).isoformat()}
+    assert stack.post_event(again)[0] == 202
+    delta = stack.report_delta(after, stack.report())
+    assert (delta["converted"], delta["revenue"]) == (0, 0), delta
+
 
 def test_an_order_in_another_currency_is_reported_apart_from_the_stores_revenue(local_stack: LocalStack) -> None:
     """A yen store's shopper pays $49.99 (a multi-currency checkout): the conversion counts, and the amount is

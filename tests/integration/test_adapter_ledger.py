@@ -116,6 +116,26 @@ def test_a_conversion_adds_its_revenue_and_keeps_the_order(ledger: DynamoMessage
         ledger.mark("m-1", "liked", at)
 
 
+def test_one_order_converts_one_message_whichever_it_lands_on(
+    ledger: DynamoMessageLedger, deployment: Deployment
+) -> None:
+    ledger.record_sent(message(deployment))
+    ledger.record_sent(message(deployment, "m-2"))
+    at = deployment.start + timedelta(hours=3)
+    order = {"revenue": Decimal("2560"), "detail": {"order_id": "o-1"}, "once": "o-1"}
+
+    assert ledger.mark("m-1", "converted", at, **order) == "new"
+    assert ledger.mark("m-2", "converted", at + timedelta(days=1), **order) == "again"  # the order sent again
+    [row] = rows(ledger)
+    assert (row["converted"], row["revenue"]) == (1, Decimal("2560"))
+    record = ledger.get("m-2")
+    assert record is not None and "converted" not in record.marks
+
+    # Erasure drops the order's marker with the message's details: the marker names the order.
+    assert ledger.strip("m-1")
+    assert ledger.mark("m-2", "converted", at + timedelta(days=1), **order) == "new"
+
+
 def test_report_rows_are_per_send_day_step_and_variant_within_the_range(
     ledger: DynamoMessageLedger, deployment: Deployment
 ) -> None:

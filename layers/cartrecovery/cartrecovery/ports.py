@@ -343,9 +343,12 @@ class MessageLedger(Protocol):
         detail: dict[str, str] | None = None,
         row: dict[str, Any] | None = None,
         revenue_column: str = "revenue",
+        once: str | None = None,
     ) -> str:
         """Mark a message once per kind and count it; returns 'new', 'again' or 'missing'. ``row`` (store_id,
-        day, flow, step, variant: the message's counter row, when the caller knows it) saves reading the message."""
+        day, flow, step, variant: the message's counter row, when the caller knows it) saves reading the message.
+        ``once`` names what may be marked only once in the store, whichever message it lands on (an order: one
+        order converts one email); marked already, it is 'again' and nothing is counted."""
         ...
 
     def mark_batch(self, marks: list[Mark]) -> list[str] | None:

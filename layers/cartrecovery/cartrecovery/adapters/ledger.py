@@ -180,6 +180,7 @@ class DynamoMessageLedger:
         detail: dict[str, str] | None = None,
         row: dict[str, Any] | None = None,
         revenue_column: str = "revenue",
+        once: str | None = None,
     ) -> str:
         if kind not in MARK_KINDS:
             raise ValueError(f"unknown outcome {kind}")
@@ -193,19 +194,35 @@ class DynamoMessageLedger:
         else:
             store_id = str(row["store_id"])
         mark = Mark(message_id, kind, at, detail or {}, revenue=revenue, revenue_column=revenue_column)
+        items: list[dict[str, Any]] = [
+            {"Update": self._message_update(message_id, [mark])},
+            {"Update": self._counter_update(store_id, row, _amounts(mark))},
+        ]
+        if once is not None:
+            items.append({"Put": self._once_put(store_id, once, kind, message_id, at)})
         try:
-            self._transact(
-                [
-                    {"Update": self._message_update(message_id, [mark])},
-                    {"Update": self._counter_update(store_id, row, _amounts(mark))},
-                ]
-            )
+            self._transact(items)
         except self.client.exceptions.TransactionCanceledException as exc:
             if not _cancelled_by_condition(exc):
                 raise
-            # Marked already, or (only when the row was given) not recorded yet: only a read tells which.
+            # Marked already (this message, or ``once`` another one), or (only when the row was given) not
+            # recorded yet: only a read tells which.
             return "again" if self.get(message_id) is not None else "missing"
         return "new"
+
+    def _once_put(self, store_id: str, once: str, kind: str, message_id: str, at: datetime) -> dict[str, Any]:
+        """The item that lets ``once`` be marked a single time in the store: an order re-sent later (an
+        update, a new webhook-id) could otherwise credit a newer email of the same address as well."""
+        return {
+            "TableName": self.messages,
+            "Item": {
+                "message_id": {"S": _once_key(kind, store_id, once)},
+                "store_id": {"S": store_id},
+                "marked": {"S": message_id},
+                "expires_at": {"N": str(int((at + MESSAGE_RETENTION).timestamp()))},
+            },
+            "ConditionExpression": "attribute_not_exists(message_id)",
+        }
 
     def mark_batch(self, marks: list[Mark]) -> list[str] | None:
         # Opens and clicks are checked for repeats by one read of their messages; the rest rely on the write's
@@ -267,6 +284,10 @@ class DynamoMessageLedger:
             return False
         kept = {name: value for name, value in item.items() if name in STRIPPED_KEEPS or name.endswith("_at")}
         self.client.put_item(TableName=self.messages, Item=kept)
+        order_id = item.get("converted_order_id", {}).get("S")
+        if order_id:  # the order's credit marker names the order too
+            once = _once_key("converted", item["store_id"]["S"], order_id)
+            self.client.delete_item(TableName=self.messages, Key={"message_id": {"S": once}})
         return True
 
     def count(self, store_id: str, row: dict[str, Any], kind: str, amount: int = 1) -> None:
@@ -343,3 +364,9 @@ def _cancellation_codes(exc: Exception) -> set[str | None]:
     """The reason codes of a cancelled transaction, one per item ("None" for an item that was fine)."""
     reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
     return {reason.get("Code") for reason in reasons}
+
+
+def _once_key(kind: str, store_id: str, once: str) -> str:
+    """The messages-table key that marks ``once`` (an order id) as marked ``kind`` in the store. SES message
+    ids never contain "#", so it cannot meet a message's key."""
+    return f"{kind}#{store_id}#{once}"

@@ -189,6 +189,7 @@ class IngestEvent:
                 revenue=order.total,
                 detail={"order_id": order.id},
                 revenue_column=column,
+                once=order.id,  # one order converts one email, however often the shop sends it
             )
 
 
