@@ -71,3 +71,31 @@ def test_console_shows_the_outbox_and_opens_a_sent_email(local_stack: Any, tab: 
     assert tab.external_requests(stack.base_url) == [
         u for u in tab.requests if u.startswith("https://shop.example.jp/img/")
     ], "only the email's product images leave the stack"
+
+
+def _other_currency(page: Any, currency: str) -> float:
+    """The console's revenue in ``currency`` of orders in another currency than the store's (0 if none)."""
+    line = page.locator("#other-currencies")
+    if line.count() == 0:
+        return 0.0
+    text = line.inner_text()
+    amounts = {part.split()[0]: float(part.split()[1]) for part in text.split(":", 1)[1].split(",")}
+    return amounts.get(currency, 0.0)
+
+
+def test_the_console_shows_revenue_in_other_currencies_beside_the_report(local_stack: Any, tab: Any) -> None:
+    """A dollar order on a yen store is kept out of ``revenue``; the console must still show it, as the CLI
+    and the report JSON do, or a marketer reading the console sees nothing recovered."""
+    stack, page = local_stack, tab.page
+    cart_id, email, _ = stack.start_cart()
+    stack.advance(2 * 3600 + 60)
+    assert len(stack.outbox(to=email)) == 1
+    page.goto(stack.base_url + "/_local/")
+    before = _other_currency(page, "USD")
+
+    order = stack.order_event(cart_id, email, stack.now(), total=49.99, currency="USD")
+    assert stack.post_event(order)[0] == 202
+    page.goto(stack.base_url + "/_local/")
+
+    assert page.locator("#other-currencies").is_visible()
+    assert round(_other_currency(page, "USD") - before, 2) == 49.99

@@ -55,6 +55,10 @@ PAGE = """<!doctype html>
  {% else %}<tr><td colspan="{{ columns|length + 3 }}" class="muted">nothing sent yet</td></tr>{% endfor %}
  <tr><th colspan="3">total</th>{% for c in columns %}<th class="num">{{ report.totals[c] }}</th>{% endfor %}</tr>
 </table>
+{% if report.totals.revenue_other_currencies %}
+<p id="other-currencies">Revenue of orders in other currencies (not in <code>revenue</code>):
+ {% for currency, amount in report.totals.revenue_other_currencies.items() %}{{ currency }} {{ amount }}{{ ", " if not loop.last }}{% endfor %}</p>
+{% endif %}
 <p class="muted">{{ report["from"] }} to {{ report["to"] }}</p>
 
 <h2>Email preview</h2>
