@@ -57,7 +57,9 @@ PAGE = """<!doctype html>
 </table>
 {% if report.totals.revenue_other_currencies %}
 <p id="other-currencies">Revenue of orders in other currencies (not in <code>revenue</code>):
- {% for currency, amount in report.totals.revenue_other_currencies.items() %}{{ currency }} {{ amount }}{{ ", " if not loop.last }}{% endfor %}</p>
+ {% for currency, amount in report.totals.revenue_other_currencies.items() -%}
+ {{ currency }} {{ amount }}{{ ", " if not loop.last }}
+ {%- endfor %}</p>
 {% endif %}
 <p class="muted">{{ report["from"] }} to {{ report["to"] }}</p>
 
