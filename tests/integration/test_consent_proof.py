@@ -279,6 +279,24 @@ def test_consent_show_after_an_erasure_still_says_the_expiry_counts_from_the_las
     assert expected in capsys.readouterr().out.splitlines()
 
 
+def test_consent_show_prints_a_source_with_control_characters_escaped(
+    env: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The source is the shop's text: an escape sequence must not clear the operator's screen, and a line
+    # break must not forge a "suppressed: no" line.
+    monkeypatch.setattr(cli_main, "_services", lambda args: Services(env.svc.settings, env.svc.clock, env.svc._session))
+    forged = "form\x1b[2J\nsuppressed: no"
+    event = shopper_event(env, "customer.consent_changed", marketing_consent={"granted": True, "source": forged})
+    assert post_event(env, event, event_id="evt_forged").status == 202
+    capsys.readouterr()
+
+    assert cli_main.main(["consent", "show", "--store", "tea-shop", "--email", SHOPPER]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out  # the escape character itself; its escaped form is shown
+    assert [line for line in out.splitlines() if line.startswith("suppressed:")] == ["suppressed: no"]
+    assert f"source {forged!r}" in out
+
+
 def test_each_function_may_make_exactly_the_contacts_calls_its_part_of_the_proof_needs(
     template: dict[str, Any],
 ) -> None:

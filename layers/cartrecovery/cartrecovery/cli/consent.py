@@ -17,9 +17,17 @@ from cartrecovery.ports import ConsentStatement, ContactRecord
 from cartrecovery.usecases.ingest import contact_keys
 
 
+def _shown(text: str | None) -> str:
+    """Text a shop's event supplied, printed so it cannot move the terminal or forge a line: quoted, with
+    escapes, when it holds anything unprintable (an escape sequence, a line break)."""
+    if not text:
+        return "-"
+    return text if text.isprintable() else repr(text)
+
+
 def _statement(statement: ConsentStatement) -> str:
     said = "granted  " if statement.granted else "withdrawn"
-    return f"{isoformat(statement.at)}  {said}  source {statement.source or '-'}  event {statement.event or '-'}"
+    return f"{isoformat(statement.at)}  {said}  source {_shown(statement.source)}  event {_shown(statement.event)}"
 
 
 def _lines(record: ContactRecord | None) -> list[str]:
@@ -47,7 +55,7 @@ def _lines(record: ContactRecord | None) -> list[str]:
         lines.append("opted out: no")
     else:
         opted = record.opted_out
-        lines.append(f"opted out: yes, {isoformat(opted.at)} (source {opted.source or '-'}), kept for good")
+        lines.append(f"opted out: yes, {isoformat(opted.at)} (source {_shown(opted.source)}), kept for good")
         if record.consent is not None and record.consent.granted:
             lines.append("  a newer consent statement granted consent again since")
     return lines
