@@ -54,13 +54,17 @@ def open_on_a_phone(browser: Any, html: str, screenshot: Path, item_name: str) -
 
 @pytest.mark.parametrize("locale", ["ja", "en"])
 @pytest.mark.parametrize("step", [1, 2, 3])
-@pytest.mark.parametrize("cart", ["sample", "long-names"])
+@pytest.mark.parametrize("cart", ["sample", "long-names", "unbroken-words"])
 def test_each_step_fits_a_375px_phone_screen(chromium: Any, tmp_path: Path, locale: str, step: int, cart: str) -> None:
     context = sample_context("cart_recovery", step, locale, items=3 if cart == "sample" else 5)
     if cart == "long-names":
         context["cart"]["items"][1]["name"] = LONG_NAME[locale]
         context["cart"]["items"][2]["variant"] = LONG_NAME[locale]
         context["cart"]["recovery_url"] += "&token=" + "x" * 120
+    if cart == "unbroken-words":  # no space or hyphen to break at: it once widened the column to 1,300 px
+        context["customer"]["name"] = "Z" * 180
+        context["cart"]["items"][1]["name"] = "W" * 180
+        context["cart"]["items"][2]["variant"] = "V" * 180
     email = RENDERER.render("cart_recovery", step, locale, context)
     shot = tmp_path / f"step{step}.{locale}.{cart}.png"
 
