@@ -7,13 +7,19 @@ email must already look right without it."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from decimal import Decimal
 from html.parser import HTMLParser
 
 import pytest
 
+from cartrecovery.domain.cart import CartState
+from cartrecovery.domain.events import Customer, Item
+from cartrecovery.email.context import build_context
 from cartrecovery.email.overrides import flow_steps
 from cartrecovery.email.render import EmailRenderer, default_templates_dir
 from cartrecovery.email.samples import sample_context
+from tests.fakes import store_settings
 
 RENDERER = EmailRenderer()
 STEPS = flow_steps(default_templates_dir())
@@ -76,3 +82,39 @@ def test_the_html_uses_only_what_every_mail_client_renders(locale: str, flow: st
         assert "color" in (link.get("style") or ""), link
     visible_styled = [attrs for tag, attrs in parsed.tags if tag in ("td", "p", "a") and attrs.get("class")]
     assert all(attrs.get("style") for attrs in visible_styled), "an element styled by class only"
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+@pytest.mark.parametrize("step", [1, 2, 3])
+def test_a_full_cart_stays_under_gmails_clip_with_its_unsubscribe_link_and_legal_footer(locale: str, step: int) -> None:
+    """100 items (the most an event may carry) with a shop's usual product and image URLs came to 117 KB:
+    Gmail hid everything past 102 KB, the unsubscribe link and the 特定電子メール法 footer included."""
+    cdn = "https://cdn.shopify.com/s/files/1/0123/4567/8901/products/"
+    items = tuple(
+        Item(
+            sku=f"SKU-{n:03d}",
+            name=f"宇治抹茶 特選 {n} / Uji matcha ceremonial grade {n}",
+            url=f"https://shop.example.jp/products/uji-matcha-ceremonial-grade-{n}?variant=4412345678{n:03d}",
+            unit_price=Decimal("3240"),
+            quantity=1,
+            image_url=f"{cdn}matcha-{n}_1024x1024.jpg?v=1699999999",
+            variant="30g缶 / 30 g tin",
+        )
+        for n in range(100)
+    )
+    cart = CartState(
+        "shop-1",
+        "c-1",
+        items=items,
+        recovery_url="https://shop.example.jp/cart/restore?token=" + "t" * 64,
+        customer=Customer(email="taro@example.jp", name="山田 太郎"),
+    )
+    settings = store_settings(locale=locale)
+    unsubscribe = "https://api.example.jp/u/" + "u" * 200
+    context = build_context(settings, cart, "cart_recovery", step, locale, unsubscribe, datetime.now(UTC))
+    email = RENDERER.render("cart_recovery", step, locale, context)
+
+    assert len(email.html.encode("utf-8")) < 100_000
+    assert unsubscribe in email.html and settings.legal.address in email.html
+    assert "SKU" not in email.text and items[9].url in email.text and items[10].url not in email.text
+    assert ("ほか90点" if locale == "ja" else "90 more items are in your cart") in email.text

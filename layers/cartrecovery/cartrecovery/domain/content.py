@@ -29,6 +29,10 @@ CROSS_SELL = "cross_sell"
 UPSELL = "upsell"
 PICK = "pick"  # from the store's list or the catalog, not tied to an item
 MAX_RECOMMENDATIONS = 3
+# An email lists at most this many items and says how many more the cart holds. Gmail clips an HTML part
+# over 102 KB behind "[Message clipped]", which hides the unsubscribe link and the legal footer: a full
+# cart (100 items with a shop's usual product and image URLs) came to 117 KB.
+MAX_LISTED_ITEMS = 10
 RECOMMENDATION_STEP = 3  # the cart-recovery step that recommends products
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from cartrecovery.domain.cart import CartState
 from cartrecovery.domain.catalog import Catalog
 from cartrecovery.domain.content import (
+    MAX_LISTED_ITEMS,
     RECOMMENDATION_STEP,
     Recommendation,
     choose_reassurance,
@@ -65,7 +66,8 @@ def build_context(
     ``catalog``: the store's uploaded catalog, which step 3 recommends from (``domain/content.py``).
     ``first_purchase``: the shopper has no known order (shows the returns and size-exchange texts)."""
     currency = cart.currency or settings.currency
-    items = [item_context(item, currency, locale) for item in shown_items(cart.items, settings.hide_out_of_stock)]
+    shown = shown_items(cart.items, settings.hide_out_of_stock)
+    items = [item_context(item, currency, locale) for item in shown[:MAX_LISTED_ITEMS]]
     total = cart.total if cart.total is not None else sum((i.unit_price * i.quantity for i in cart.items), start=0)
     coupon = None
     code = (coupon_code or settings.coupon.code) if settings.coupon is not None else ""
@@ -98,7 +100,8 @@ def build_context(
             "total": format_money(total, currency, locale),
             "item_count": sum(i.quantity for i in cart.items),
             "recovery_url": cart.recovery_url,
-            "hidden_count": len(cart.items) - len(items),
+            "hidden_count": len(cart.items) - len(shown),
+            "more_count": len(shown) - len(items),  # listed in the cart, past MAX_LISTED_ITEMS
         },
         "coupon": coupon,
         "recommendations": recommendations,

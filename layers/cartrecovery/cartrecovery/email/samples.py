@@ -156,6 +156,8 @@ def sample_context(flow: str, step: int, locale: str, *, items: int = 3) -> dict
             # As a store that hides out-of-stock items: the sold-out fourth product is left out and counted,
             # unless the cart has at least four items (then it is listed, marked, as by a store that shows them).
             "hidden_count": 0 if any(item["out_of_stock"] for item in cart_items) else 1,
+            # A full cart lists its first items and counts the rest: the full sample shows the line.
+            "more_count": 2,
         },
         "reassurance": {**_CONTENT[lang]["reassurance"], "high_value": True, "first_purchase": True},
         "free_shipping": {
@@ -192,6 +194,7 @@ def sparse_context(flow: str, step: int, locale: str) -> dict[str, Any]:
     context["recommendations"] = []
     context["help"] = dict.fromkeys(context["help"])
     context["cart"]["hidden_count"] = 0
+    context["cart"]["more_count"] = 0
     context["reassurance"] = None
     context["free_shipping"] = None
     return context
