@@ -89,7 +89,8 @@ validate: install $(SAM)
 build: $(SAM)
 	PATH="$(SAM_PATH)" $(SAM) build
 
-# `make deploy` asks for the parameters (and saves them); `make deploy ENV=prod GUIDED=` deploys unattended.
+# `make deploy` asks for the parameters (and saves them); `make deploy ENV=prod GUIDED=` deploys with the
+# saved prod parameters, showing the change set and asking before it applies it (confirm_changeset).
 ENV ?= default
 GUIDED ?= --guided
 deploy: build
