@@ -46,11 +46,13 @@ class ManualClock:
             self._now = moment.astimezone(UTC)
 
 
-def isoformat(moment: datetime) -> str:
-    """RFC 3339 with offset and whole seconds, as every stored and wire timestamp is written."""
+def isoformat(moment: datetime, *, exact: bool = False) -> str:
+    """RFC 3339 with offset and whole seconds, as every stored and wire timestamp is written; ``exact`` keeps
+    the fraction (a cart's event times, which events are ordered by)."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime")
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    utc = moment.astimezone(UTC)
+    return (utc if exact else utc.replace(microsecond=0)).isoformat().replace("+00:00", "Z")
 
 
 # RFC 3339's date-time (section 5.6), with the space its note allows in place of "T". ``fromisoformat``

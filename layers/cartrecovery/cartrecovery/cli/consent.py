@@ -13,6 +13,7 @@ from typing import Any
 from cartrecovery.adapters.contacts import HISTORY_LIMIT, proof_expiry
 from cartrecovery.cli.common import ServicesFor, find_store
 from cartrecovery.clock import isoformat
+from cartrecovery.domain.events import has_control_characters
 from cartrecovery.ports import ConsentStatement, ContactRecord
 from cartrecovery.usecases.ingest import contact_keys
 
@@ -22,7 +23,7 @@ def _shown(text: str | None) -> str:
     escapes, when it holds anything unprintable (an escape sequence, a line break)."""
     if not text:
         return "-"
-    return text if text.isprintable() else repr(text)
+    return repr(text) if has_control_characters(text) else text
 
 
 def _statement(statement: ConsentStatement) -> str:

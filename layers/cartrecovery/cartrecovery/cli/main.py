@@ -311,11 +311,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if cart.closed_at is not None:
         status += f" at {isoformat(cart.closed_at)}" + (f" (order {cart.order_id})" if cart.order_id else "")
     # To the microsecond, as events order by it: cut to the second, a step due at x.9 s looked early.
-    activity = (
-        cart.last_activity_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        if cart.last_activity_at
-        else "none before it closed"
-    )
+    activity = isoformat(cart.last_activity_at, exact=True) if cart.last_activity_at else "none before it closed"
     print(f"cart {cart.cart_id}: {status}; last activity {activity}")
     if cart.timer:
         due = f"{cart.timer.flow} step {cart.timer.step} at {isoformat(cart.timer.due_at)}"

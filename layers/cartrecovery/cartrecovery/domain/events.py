@@ -39,6 +39,9 @@ _EMAIL = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+\Z"
 )
 _CURRENCY = re.compile(r"^[A-Z]{3}\Z")
+# Control characters (Unicode's Cc) and the line and paragraph separators: what a mail header cannot hold
+# and what moves a terminal. Not str.isprintable(), which also refuses the full-width space of Japanese names.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _WHITESPACE = re.compile(r"\s")  # the characters str.isspace() accepts, found in one C-level scan
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*\Z")
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -132,6 +135,10 @@ NOT_LANGUAGE_TAG = "must be a language tag such as ja or en-US"
 NOT_TIME_ZONE = "must be an IANA time zone such as Asia/Tokyo"
 NOT_CURRENCY = "must be an ISO 4217 code such as JPY"
 NOT_HTTP_URL = "must be an absolute http(s) URL"
+
+
+def has_control_characters(text: str) -> bool:
+    return _CONTROL.search(text) is not None
 
 
 def is_email_address(text: str) -> bool:

@@ -21,6 +21,7 @@ from cartrecovery.domain.events import (
     NOT_HTTP_URL,
     NOT_LANGUAGE_TAG,
     NOT_TIME_ZONE,
+    has_control_characters,
     is_currency_code,
     is_email_address,
     is_http_url,
@@ -33,8 +34,6 @@ STORE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z")
 _HH_MM = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]"
 _QUIET_HOURS = re.compile(rf"\s*(?P<start>{_HH_MM})\s*-\s*(?P<end>{_HH_MM})\s*")
 CART_RECOVERY = "cart_recovery"
-# Control characters (Unicode's Cc) and the line and paragraph separators: a mail header cannot hold them.
-_NOT_HEADER_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 NOT_ONE_LINE = "must be one line of text, without line breaks or control characters"
 
 
@@ -488,7 +487,7 @@ def settings_value_problem(settings: StoreSettings) -> str | None:
 
 
 def _is_header_text(text: str) -> bool:
-    return _NOT_HEADER_TEXT.search(text) is None
+    return not has_control_characters(text)
 
 
 def _objects(value: Any, path: str) -> str | None:

@@ -418,24 +418,16 @@ def _consent_granted(cart: CartState, record: ContactRecord | None) -> bool:
 
 
 def planned_at(cart: CartState, flow: str, step: FlowStep) -> datetime:
-    """When the step was meant to go: its due time, or later if the system itself deferred it (quiet hours,
-    closed days, the frequency cap) since the cart's last activity, or if its timer was set for later (the
-    store shortened the step's delay after the timer was armed: the new delay counts, not as lateness).
-    The late limit counts from here, so a deferral or a settings change never turns into a skip; an outage
-    or a late event still does."""
+    """When the step was meant to go: its due time, or later if its timer stands for a later time. The timer
+    carries every later plan the system made: the end of a deferral it chose (quiet hours, closed days, the
+    frequency cap: ``_rearm`` arms the timer for it), and a delay the store shortened after the timer was
+    armed (the new delay counts, not as lateness). The late limit counts from here, so a deferral or a
+    settings change never turns into a skip; an outage or a late event still does (their timers keep the
+    old plan, ``Timer.planned_at``)."""
     planned = due_at(cart, step)
     timer = cart.timer
     if timer is not None and (timer.flow, timer.step) == (flow, step.step):
         planned = max(planned, timer.meant_for)
-    for decision in cart.decisions:
-        if (
-            decision.action == "deferred"
-            and decision.flow == flow
-            and decision.step == step.step
-            and decision.until is not None
-            and decision.until > planned
-        ):
-            planned = decision.until
     return planned
 
 
