@@ -225,6 +225,9 @@ class FakeContacts:
         earlier = tuple([*moved, *record.earlier_messages][:EARLIER_MESSAGES_KEPT])
         self._put(store_id, dataclasses.replace(record, last_message=dict(last_message), earlier_messages=earlier))
 
+    def note_entry(self, store_id: str, key: str, entry: dict[str, Any], until: datetime) -> None:
+        self._put(store_id, dataclasses.replace(self._record(store_id, key), last_entry=dict(entry)))
+
 
 @dataclass
 class ArmedSchedule:
@@ -289,12 +292,15 @@ class FakeLedger:
         if revenue is not None:
             counter[revenue_column] = counter.get(revenue_column, Decimal(0)) + revenue
 
-    def record_sent(self, message: MessageRecord) -> None:
+    def record_sent(self, message: MessageRecord, column: str = "sent") -> None:
         if message.message_id in self.messages:
             return
         self.messages[message.message_id] = message
         row = {"day": message.day, "flow": message.flow, "step": message.step, "variant": message.variant}
-        self._bump(message.store_id, row, "sent", 1, None)
+        self._bump(message.store_id, row, column, 1, None)
+
+    def record_entry(self, entry: MessageRecord) -> None:
+        self.record_sent(entry, "entered")
 
     def get(self, message_id: str) -> MessageRecord | None:
         return self.messages.get(message_id)

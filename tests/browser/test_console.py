@@ -99,3 +99,32 @@ def test_the_console_shows_revenue_in_other_currencies_beside_the_report(local_s
 
     assert page.locator("#other-currencies").is_visible()
     assert round(_other_currency(page, "USD") - before, 2) == 49.99
+
+
+def test_the_console_compares_a_holdout_stores_groups(local_stack: Any, tab: Any) -> None:
+    """A store holding shoppers out: the console shows each group's carts and conversions, and the lift."""
+    stack, page = local_stack, tab.page
+    store_id, secret = stack.new_store({"holdout_percent": 50})
+    stack.advance_to_local_time(10)
+    shoppers = {stack.new_id(): stack.unique_email("console-holdout") for _ in range(12)}
+    for cart_id, email in shoppers.items():
+        assert stack.post_event(stack.cart_event(cart_id, email, stack.now()), secret=secret, store=store_id)[0] == 202
+    stack.advance(2 * 3600 + 60)
+    emailed = [cart_id for cart_id, email in shoppers.items() if stack.outbox(to=email)]
+    held = len(shoppers) - len(emailed)
+    assert emailed and held
+    order = stack.order_event(emailed[0], shoppers[emailed[0]], stack.now(), total=3000)
+    assert stack.post_event(order, secret=secret, store=store_id)[0] == 202
+
+    page.goto(f"{stack.base_url}/_local/?store={store_id}")
+
+    assert page.get_by_role("heading", name="Holdout: cart_recovery").is_visible()
+    table = page.locator("table.holdout")
+    cells = {
+        row.locator("td").first.inner_text(): row.locator("td").all_inner_texts()
+        for row in table.locator("tr", has=page.locator("td")).all()
+    }
+    assert cells["emailed"][1:3] == [str(len(emailed)), "1"]
+    assert cells["held out"][1:3] == [str(held), "0"]
+    rate = 100 / len(emailed)
+    assert page.locator("p.lift").inner_text().startswith(f"Lift: {rate:+.1f} points")

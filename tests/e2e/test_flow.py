@@ -253,3 +253,47 @@ def test_an_order_in_another_currency_is_reported_apart_from_the_stores_revenue(
     table = stack.cli("report", "--store", stack.store_id)
     assert table.returncode == 0, table.stderr
     assert "revenue of orders in other currencies: USD " in table.stdout
+
+
+def test_a_holdout_store_emails_one_group_and_reports_the_lift_against_the_other(local_stack: LocalStack) -> None:
+    """A store holding half its shoppers out: over HTTP, the held-out shoppers get no email and their carts say
+    why; orders of both groups are credited to their group; the report, the CLI and the console compare them."""
+    stack = local_stack
+    store_id, secret = stack.new_store({"holdout_percent": 50})
+    stack.advance_to_local_time(10)
+    shoppers = {stack.new_id(): stack.unique_email("holdout") for _ in range(20)}
+    for cart_id, email in shoppers.items():
+        assert stack.post_event(stack.cart_event(cart_id, email, stack.now()), secret=secret, store=store_id)[0] == 202
+    stack.advance(2 * HOUR + 60)
+
+    emailed = [cart_id for cart_id, email in shoppers.items() if stack.outbox(to=email)]
+    held = [cart_id for cart_id in shoppers if cart_id not in emailed]
+    assert emailed and held, "20 shoppers all fell in one group (a one-in-500,000 draw)"
+    for cart_id in held:
+        cart = stack.cart_view(cart_id, store=store_id)
+        assert cart["timer"] is None and cart["decisions"][-1]["reason"] == "holdout", cart["decisions"]
+    stack.advance(4 * DAY)  # step 2 goes to the emailed shoppers only
+    assert all(not stack.outbox(to=shoppers[cart_id]) for cart_id in held)
+    assert all(len(stack.outbox(to=shoppers[cart_id])) == 2 for cart_id in emailed)
+
+    for cart_id in (*emailed[:2], held[0]):
+        order = stack.order_event(cart_id, shoppers[cart_id], stack.now(), total=3000)
+        assert stack.post_event(order, secret=secret, store=store_id)[0] == 202
+
+    report = stack.report(store=store_id)
+    (flow,) = report["holdout"]
+    assert (flow["treated"]["carts"], flow["treated"]["converted"], flow["treated"]["revenue"]) == (
+        len(emailed),
+        2,
+        6000,
+    )
+    assert (flow["holdout"]["carts"], flow["holdout"]["converted"], flow["holdout"]["revenue"]) == (len(held), 1, 3000)
+    expected = 2 / len(emailed) - 1 / len(held)
+    assert flow["lift"]["conversion_rate"] == round(expected, 4)
+    assert (report["totals"]["converted"], report["totals"]["revenue"]) == (2, 6000)  # the emails' credit alone
+
+    table = stack.cli("report", "--store", store_id)
+    assert table.returncode == 0, table.stderr
+    assert f"emailed: {len(emailed)} carts, 2 converted" in table.stdout
+    assert f"held out: {len(held)} carts, 1 converted" in table.stdout
+    assert f"lift: {expected * 100:+.1f} points" in table.stdout

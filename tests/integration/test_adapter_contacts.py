@@ -154,3 +154,26 @@ def test_erasure_keeps_the_stops_and_the_consent_proof_and_forgets_the_rest(
         assert (record.last_order_at, record.last_message) == (None, None)  # forgotten
         assert record.history[-1] == statement  # the proof stays, with its expiry
         assert record.proof_expires_at == datetime(2029, 12, 1, 1, tzinfo=UTC)
+
+
+def test_a_flow_entry_is_kept_until_its_window_ends_unless_the_proof_keeps_it_longer(
+    contacts: DynamoContactBook, deployment: Deployment
+) -> None:
+    t0 = deployment.start
+    entry = {"entry_id": "entry#tea-shop#1", "flow": "cart_recovery", "at": "2026-12-01T01:00:00Z"}
+    contacts.note_entry("tea-shop", KEY, entry, until=t0 + timedelta(days=14))
+
+    found = record(contacts)
+    assert found is not None and found.last_entry == entry
+    assert found.proof_expires_at == (t0 + timedelta(days=14)).astimezone(UTC)  # a held-out shopper's only item
+    assert found.last_message is None and found.consent is None
+
+    other = "e#" + "b" * 40
+    contacts.note_sent("tea-shop", other, {"message_id": "m-1", "sent_at": "2026-12-01T01:00:00Z"})
+    contacts.note_entry("tea-shop", other, entry, until=t0 + timedelta(days=14))
+    kept = record(contacts, other)
+    assert kept is not None and kept.last_entry == entry and kept.last_message is not None
+    assert kept.proof_expires_at is not None and kept.proof_expires_at.year == 2029  # the proof's three years
+
+    contacts.erase("tea-shop", KEY)
+    assert record(contacts) is None  # nothing but the entry was known: nothing is left

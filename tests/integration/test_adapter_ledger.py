@@ -3,6 +3,7 @@ counter row of the message's send day moves exactly once with it, however often 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from cartrecovery.adapters.ledger import WRITE_ATTEMPTS, DynamoMessageLedger
+from cartrecovery.domain.measurement import ENTRY_STEP, entry_id, order_once
 from cartrecovery.ports import Mark, MessageRecord
 from cartrecovery.wiring import Services
 
@@ -134,6 +136,41 @@ def test_one_order_converts_one_message_whichever_it_lands_on(
     # Erasure drops the order's marker with the message's details: the marker names the order.
     assert ledger.strip("m-1")
     assert ledger.mark("m-2", "converted", at + timedelta(days=1), **order) == "new"
+
+
+def test_an_entry_is_counted_once_and_one_order_converts_it_beside_its_email(
+    ledger: DynamoMessageLedger, deployment: Deployment
+) -> None:
+    entry = entry_id("tea-shop", "cart_recovery", "c-1")
+    record = MessageRecord(
+        entry, "tea-shop", "c-1", "cart_recovery", ENTRY_STEP, "treated", "2026-12-01", "h" * 40, deployment.start
+    )
+    ledger.record_entry(record)
+    ledger.record_entry(record)  # the send retried
+    ledger.record_sent(message(deployment))
+    at = deployment.start + timedelta(hours=3)
+    order = {"revenue": Decimal("2560"), "detail": {"order_id": "o-1"}}
+
+    assert ledger.mark("m-1", "converted", at, **order, once=order_once("m-1", "o-1")) == "new"
+    assert ledger.mark(entry, "converted", at, **order, once=order_once(entry, "o-1")) == "new"
+    assert ledger.mark(entry, "converted", at, **order, once=order_once(entry, "o-1")) == "again"
+
+    by_step = {r["step"]: r for r in rows(ledger)}
+    assert (by_step[0]["variant"], by_step[0]["entered"], by_step[0]["converted"]) == ("treated", 1, 1)
+    assert "sent" not in by_step[0]
+    assert (by_step[1]["sent"], by_step[1]["converted"]) == (1, 1)
+
+    # Erasure strips the entry as it strips a message, and drops the entry's own order marker: a second entry
+    # of the shopper's may then be credited with that order (nothing names the first any more).
+    assert ledger.strip(entry)
+    stripped = ledger.get(entry)
+    assert stripped is not None and stripped.cart_id == "" and "converted" in stripped.marks
+    later = dataclasses.replace(record, message_id=entry_id("tea-shop", "cart_recovery", "c-2"), cart_id="c-2")
+    ledger.record_entry(later)
+    assert ledger.mark(later.message_id, "converted", at, **order, once=order_once(entry, "o-1")) == "new"
+    assert (
+        ledger.mark("m-1", "converted", at, **order, once=order_once("m-1", "o-1")) == "again"
+    )  # email's marker stays
 
 
 def test_report_rows_are_per_send_day_step_and_variant_within_the_range(

@@ -20,12 +20,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from cartrecovery.clock import ManualClock, isoformat
+from cartrecovery.domain.measurement import HOLDOUT, TREATED, group_for
 from cartrecovery.domain.store import Store, StoreSettings
 from cartrecovery.identity import email_hash
 from cartrecovery.ports import ContactRecord
 from cartrecovery.signing import signed_headers
+from cartrecovery.usecases.report import build_report
 from cartrecovery.wiring import Services
-from tests.fakes import cart_updated, item_body
+from tests.fakes import cart_updated, item_body, order_placed
 
 if TYPE_CHECKING:
     from conftest import Deployment, Handlers
@@ -516,6 +518,54 @@ def test_a_store_that_holds_the_coupon_back_from_clickers_skips_step_two_after_a
     assert len(env.outbox()) == 1
     cart = env.svc.carts.get("tea-shop", "c-1")
     assert cart is not None and cart.timer is not None and cart.timer.step == 3
+
+
+# ---- holdout ----
+
+
+def test_a_holdout_store_sends_to_one_group_only_and_credits_orders_to_both(env: Stack) -> None:
+    settings = StoreSettings.from_dict(env.deployment.store_settings(holdout_percent=50))
+    env.svc.stores.save(dataclasses.replace(env.store, settings=settings))
+    shoppers: dict[str, str] = {}
+    for n in range(200):
+        address = f"shopper{n}@example.jp"
+        shoppers.setdefault(group_for(email_hash(env.store.salt, address), "cart_recovery", 50), address)
+    at = isoformat(env.clock.now())
+    for group, address in shoppers.items():
+        body = cart_updated(at, f"c-{group}", address, items=[item_body()], consent_at=at)
+        assert post_event(env, body).status == 202
+    env.clock.set(env.clock.now() + timedelta(hours=2, minutes=1))
+    results = {}
+    for group in (HOLDOUT, TREATED):
+        cart = env.svc.carts.get("tea-shop", f"c-{group}")
+        assert cart is not None and cart.timer is not None
+        payload = scheduler_input(env.svc, cart.timer.schedule_name, env.deployment.schedule_group)
+        results[group] = env.handlers.invoke("send", payload)
+
+    assert (results[HOLDOUT]["action"], results[HOLDOUT]["reason"]) == ("skipped", "holdout")
+    assert results[TREATED]["action"] == "sent"
+    [sent] = env.outbox()
+    assert set(sent.destinations) == {shoppers[TREATED]}
+    held = env.svc.carts.get("tea-shop", f"c-{HOLDOUT}")
+    assert held is not None and held.timer is None
+
+    # The held-out shopper buys on another device (no cart named); the treated one buys the cart.
+    later = isoformat(env.clock.now() + timedelta(days=1))
+    orders = [
+        order_placed(later, None, shoppers[HOLDOUT], order_id="o-h", total=4000),
+        order_placed(later, f"c-{TREATED}", shoppers[TREATED], order_id="o-t", total=3000),
+    ]
+    for order in orders:
+        assert post_event(env, order).status == 202
+    assert post_event(env, orders[0]).status == 202  # the shop sends it again under a new webhook-id
+
+    day = env.clock.now().date()
+    report = build_report(env.svc.ledger, "tea-shop", day, day)
+    (flow,) = report["holdout"]
+    assert (flow[HOLDOUT]["carts"], flow[HOLDOUT]["converted"]) == (1, 1)
+    assert (flow[HOLDOUT]["revenue"], flow[TREATED]["revenue"]) == (4000, 3000)
+    assert (flow[TREATED]["carts"], flow[TREATED]["converted"]) == (1, 1)
+    assert report["totals"]["converted"] == 1 and report["totals"]["revenue"] == 3000  # the email's credit only
 
 
 # ---- tracking ----

@@ -89,6 +89,9 @@ class ContactRecord:
     proof_expires_at: datetime | None = None
     proof_version: int = 0
     opted_out: ConsentStatement | None = None
+    # The address's latest entry into a flow of a store that measures a holdout group ({entry_id, flow, at}):
+    # an order that names no cart still converts it, as it would credit an email.
+    last_entry: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -313,6 +316,10 @@ class ContactBook(Protocol):
         (the statement the email was sent on) joins the proof unless ``seen`` (the record read) has it."""
         ...
 
+    def note_entry(self, store_id: str, key: str, entry: dict[str, Any], until: datetime) -> None:
+        """Remember the address's latest flow entry ({entry_id, flow, at}) until ``until`` at least."""
+        ...
+
 
 class Schedules(Protocol):
     def arm(self, timer: Timer, payload: dict[str, Any]) -> None:
@@ -332,6 +339,12 @@ class Mailer(Protocol):
 
 class MessageLedger(Protocol):
     def record_sent(self, message: MessageRecord) -> None: ...
+
+    def record_entry(self, entry: MessageRecord) -> None:
+        """Record a cart's entry into a flow (``step`` ENTRY_STEP, ``variant`` its group) and count it in its
+        row's ``entered``, once; it is marked ``converted`` as a message is."""
+        ...
+
     def get(self, message_id: str) -> MessageRecord | None: ...
 
     def mark(

@@ -394,7 +394,7 @@ def encode_timer(timer: Timer) -> dict[str, Any]:
 
 
 def encode_step(record: StepRecord) -> dict[str, Any]:
-    return {
+    encoded = {
         "status": record.status,
         "at": record.at,
         "variant": record.variant,
@@ -402,6 +402,9 @@ def encode_step(record: StepRecord) -> dict[str, Any]:
         "day": record.day,
         "reason": record.reason,
     }
+    if record.entry_id is not None:  # only stores that measure a holdout group record entries
+        encoded["entry_id"] = record.entry_id
+    return encoded
 
 
 def encode_decision(decision: Decision) -> dict[str, Any]:
@@ -468,6 +471,7 @@ def decode_cart(data: dict[str, Any]) -> CartState:
                 message_id=v.get("message_id"),
                 day=v.get("day"),
                 reason=v.get("reason"),
+                entry_id=v.get("entry_id"),
             )
             for k, v in (data.get("steps") or {}).items()
         },

@@ -6,7 +6,8 @@ An address has two items, so that expiry can only ever remove proof, never a sto
   unsubscribe link, ``customer.unsubscribed``, a withdrawn consent) and the last order time. A customer id's
   ``c#<hash>`` holds only its last order time.
 - ``p#<hash>``, the consent proof: the statements (granted, when, source, the event that carried them), newest
-  first and at most ``HISTORY_LIMIT``, the last email, and ``expires_at`` (the table's TTL attribute): three
+  first and at most ``HISTORY_LIMIT``, the last email (and the last flow entry, for stores measuring a holdout
+  group), and ``expires_at`` (the table's TTL attribute): three
   years after the last email to the address, or after the newest statement while none was sent. The write that
   records an email moves it, so a send costs no extra call.
 
@@ -204,6 +205,18 @@ class DynamoContactBook:
             {":o": encode_statement(statement), ":at": statement.at},
         )
 
+    def note_entry(self, store_id: str, key: str, entry: dict[str, Any], until: datetime) -> None:
+        """Kept on the proof item, beside the last email. A held-out shopper may have no proof item: the item
+        made here expires when the entry's window ends, unless a statement or an email keeps it longer."""
+        self._update_if(
+            store_id,
+            proof_key(key),
+            "SET #l = :l, #e = if_not_exists(#e, :e)",
+            None,
+            {"#l": "last_entry", "#e": "expires_at"},
+            {":l": entry, ":e": int(until.timestamp())},
+        )
+
     def suppress(self, store_id: str, key: str, reason: str, at: datetime) -> None:
         self._update_if(
             store_id,
@@ -360,4 +373,5 @@ def _merge(key: str, stop: dict[str, Any], proof: dict[str, Any]) -> ContactReco
         proof_expires_at=datetime.fromtimestamp(int(expires), UTC) if expires is not None else None,
         proof_version=kept.version,
         opted_out=opted_out,
+        last_entry=proof.get("last_entry"),
     )

@@ -24,6 +24,7 @@ from typing import Any
 from cartrecovery.adapters.dynamo_codec import from_item, to_attr, to_item
 from cartrecovery.adapters.errors import error_code
 from cartrecovery.clock import parse_rfc3339
+from cartrecovery.domain.measurement import order_once
 from cartrecovery.ports import Mark, MessageRecord
 
 MESSAGE_RETENTION = timedelta(days=400)
@@ -127,6 +128,13 @@ class DynamoMessageLedger:
         }
 
     def record_sent(self, message: MessageRecord) -> None:
+        self._record(message, "sent")
+
+    def record_entry(self, entry: MessageRecord) -> None:
+        self._record(entry, "entered")
+
+    def _record(self, message: MessageRecord, column: str) -> None:
+        """Put the message's item and count it in ``column`` of its row, once: a repeat changes nothing."""
         item = {
             "message_id": message.message_id,
             "store_id": message.store_id,
@@ -149,7 +157,7 @@ class DynamoMessageLedger:
                             "ConditionExpression": "attribute_not_exists(message_id)",
                         }
                     },
-                    {"Update": self._counter_update(message.store_id, _row(message), {"sent": 1})},
+                    {"Update": self._counter_update(message.store_id, _row(message), {column: 1})},
                 ]
             )
         except self.client.exceptions.TransactionCanceledException as exc:
@@ -286,7 +294,7 @@ class DynamoMessageLedger:
         self.client.put_item(TableName=self.messages, Item=kept)
         order_id = item.get("converted_order_id", {}).get("S")
         if order_id:  # the order's credit marker names the order too
-            once = _once_key("converted", item["store_id"]["S"], order_id)
+            once = _once_key("converted", item["store_id"]["S"], order_once(message_id, order_id))
             self.client.delete_item(TableName=self.messages, Key={"message_id": {"S": once}})
         return True
 

@@ -25,6 +25,8 @@ CLAIMED = "claimed"
 SENT = "sent"
 UNKNOWN = "unknown"
 SKIPPED = "skipped"
+# The shopper is in the flow's holdout group: no email, and no later step of the flow (domain/measurement.py).
+HELD_OUT = "held_out"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,9 @@ class StepRecord:
     message_id: str | None = None
     day: str | None = None  # the send day whose report row this message counts in
     reason: str | None = None
+    # The ledger key of the cart's entry into the flow, on the first step's record, when the store measures
+    # a holdout group: an order for the cart converts the entry as well as the email.
+    entry_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,9 @@ class StoreSettings:
     free_shipping_threshold: Decimal | None = None
     # Leave out-of-stock items out of the emails (else they are shown marked); never all of a cart's items.
     hide_out_of_stock: bool = False
+    # This share (percent) of the shoppers who enter a flow get none of its emails: the holdout group the
+    # report measures the flow's lift against (domain/measurement.py). 0: no holdout, nothing recorded.
+    holdout_percent: int = 0
 
     def __post_init__(self) -> None:
         if self.frequency_cap_hours < 0:
@@ -295,6 +298,7 @@ class StoreSettings:
             ),
             free_shipping_threshold=_amount(data.get("free_shipping_threshold"), "free_shipping_threshold"),
             hide_out_of_stock=bool(data.get("hide_out_of_stock", False)),
+            holdout_percent=int(data.get("holdout_percent") or 0),
         )
 
 
@@ -352,7 +356,7 @@ def settings_shape_problem(data: dict[str, Any]) -> str | None:
         if problem:
             return problem
     problem = _typed(data, "", booleans=("skip_closed_days", "hide_out_of_stock"))
-    problem = problem or _typed(data, "", numbers=("late_limit_seconds", "frequency_cap_hours"))
+    problem = problem or _typed(data, "", numbers=("late_limit_seconds", "frequency_cap_hours", "holdout_percent"))
     problem = problem or _texts(data, "", TEXT_KEYS[""])
     if problem:
         return problem
@@ -427,6 +431,8 @@ NUMBER_RANGES = {
     "late_limit_seconds": (600, 30 * DAY_SECONDS),
     "frequency_cap_hours": (0, 365 * 24),
     "valid_days": (1, 3650),
+    # Beyond half, the flow's emails would be the exception and the holdout the rule.
+    "holdout_percent": (0, 50),
 }
 
 ZERO_IS_DEFAULT = {"late_limit_seconds"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
-from cartrecovery.domain.cart import SKIPPED, CartState, Timer, step_key
+from cartrecovery.domain.cart import HELD_OUT, SKIPPED, CartState, Timer, step_key
 from cartrecovery.domain.store import Flow, FlowStep
 
 # Scheduler fires within about a minute of the time; a schedule must not be set in the past.
@@ -18,7 +18,9 @@ def due_at(cart: CartState, step: FlowStep) -> datetime:
 
 
 def next_step(cart: CartState, flow: Flow) -> FlowStep | None:
-    """The first step of the flow with no outcome yet on this cart."""
+    """The first step of the flow with no outcome yet on this cart; none once the cart is held out of it."""
+    if any(r.status == HELD_OUT for key, r in cart.steps.items() if key.rpartition("#")[0] == flow.name):
+        return None
     return next((s for s in flow.steps if step_key(flow.name, s.step) not in cart.steps), None)
 
 

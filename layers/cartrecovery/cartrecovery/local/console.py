@@ -62,6 +62,25 @@ PAGE = """<!doctype html>
  {%- endfor %}</p>
 {% endif %}
 <p class="muted">{{ report["from"] }} to {{ report["to"] }}</p>
+{% for flow in report.holdout %}
+<h3>Holdout: {{ flow.flow }}</h3>
+<table class="holdout">
+ <tr><th>group</th><th>carts</th><th>converted</th><th>conversion rate</th><th>revenue</th>
+ <th>revenue per cart</th></tr>
+ {% for name, label in [("treated", "emailed"), ("holdout", "held out")] %}{% set g = flow[name] %}
+ <tr><td>{{ label }}</td><td class="num">{{ g.carts }}</td><td class="num">{{ g.converted }}</td>
+ <td class="num">{{ "-" if g.conversion_rate is none else "%.1f%%"|format(g.conversion_rate * 100) }}</td>
+ <td class="num">{{ g.revenue }}</td>
+ <td class="num">{{ "-" if g.revenue_per_cart is none else g.revenue_per_cart }}</td></tr>
+ {% endfor %}
+</table>
+<p class="lift">{% if flow.lift is none %}Lift: measured once both groups have carts.{% else %}
+ Lift: {{ "%+.1f"|format(flow.lift.conversion_rate * 100) }} points
+ (95% interval {{ "%+.1f"|format(flow.lift.interval_95[0] * 100) }}
+ to {{ "%+.1f"|format(flow.lift.interval_95[1] * 100) }},
+ {{ "significant" if flow.lift.significant else "not significant" }}),
+ incremental revenue {{ flow.lift.incremental_revenue }}{% endif %}</p>
+{% endfor %}
 
 <h2>Email preview</h2>
 <p>Each step for a sample cart, with this store's settings and

@@ -34,7 +34,8 @@ def erase_shopper(
     ]
     cart_ids = {c.cart_id for c in mine}
     customer_ids = {c.customer.id for c in mine if c.customer.id}
-    message_ids = {r.message_id for c in mine for r in c.steps.values() if r.message_id}
+    # Flow entries (stores measuring a holdout group) are kept as messages are: their row, no cart id.
+    message_ids = {m for c in mine for r in c.steps.values() for m in (r.message_id, r.entry_id) if m}
     erased_events = events.delete_for_carts(store.store_id, cart_ids)
     for message_id in message_ids:
         ledger.strip(message_id)  # kept without its cart or details: a late complaint must still suppress

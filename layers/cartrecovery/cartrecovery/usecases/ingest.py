@@ -16,6 +16,7 @@ from typing import Any
 from cartrecovery.clock import Clock, isoformat, parse_rfc3339
 from cartrecovery.domain.cart import SENT, CartState, Decision, Timer, activity_snapshot, fold
 from cartrecovery.domain.events import CART_ACTIVITY, Event
+from cartrecovery.domain.measurement import ATTRIBUTION_WINDOW, measurement_window, order_once
 from cartrecovery.domain.store import Store
 from cartrecovery.domain.timing import next_step, timer_for
 from cartrecovery.identity import customer_hash, email_hash
@@ -34,7 +35,6 @@ from cartrecovery.usecases.report import revenue_column
 log = logging.getLogger(__name__)
 
 EVENT_ID_RETENTION = timedelta(days=8)  # senders retry for days; keep ids past the longest retry window
-ATTRIBUTION_WINDOW = timedelta(days=7)
 FOLD_ATTEMPTS = 8
 
 
@@ -167,30 +167,61 @@ class IngestEvent:
             self.schedules.arm(timer, schedule_payload(cart, timer.flow, timer.step))
 
     def _convert(self, store: Store, event: Event, cart: CartState | None, keys: list[str]) -> None:
-        """Credit the order to the latest email that preceded it: the cart's own, else the customer's."""
+        """Credit the order to the latest email that preceded it: the cart's own, else the customer's; and, for
+        a store measuring a holdout group, to the entry it followed (``domain/measurement.py``)."""
         order = event.order
         assert order is not None
         message_id = None
+        records: list[ContactRecord] | None = None
         if cart is not None:
             sent = [r for r in cart.steps.values() if r.status == SENT and r.message_id and r.at <= event.occurred_at]
             if sent:
                 message_id = max(sent, key=lambda r: r.at).message_id
         if message_id is None and keys:
-            records = self.contacts.get_many(store.store_id, keys).values()
+            records = list(self.contacts.get_many(store.store_id, keys).values())
             found = (_email_before(record, event.occurred_at) for record in records)
             message_id = next((m for m in found if m), None)
-        if message_id:
-            # Amounts in different currencies are not added up: another currency's revenue has its own column.
-            column = revenue_column(order.currency, store.settings.currency)
-            self.ledger.mark(
-                message_id,
-                "converted",
-                event.occurred_at,
-                revenue=order.total,
-                detail={"order_id": order.id},
-                revenue_column=column,
-                once=order.id,  # one order converts one email, however often the shop sends it
-            )
+        entry = self._entry_before(store, event.occurred_at, cart, keys, records)
+        # Amounts in different currencies are not added up: another currency's revenue has its own column.
+        column = revenue_column(order.currency, store.settings.currency)
+        for credited in (message_id, entry):
+            if credited:
+                self.ledger.mark(
+                    credited,
+                    "converted",
+                    event.occurred_at,
+                    revenue=order.total,
+                    detail={"order_id": order.id},
+                    revenue_column=column,
+                    # One order converts one email and one entry, however often the shop sends it.
+                    once=order_once(credited, order.id),
+                )
+
+    def _entry_before(
+        self, store: Store, at: datetime, cart: CartState | None, keys: list[str], records: list[ContactRecord] | None
+    ) -> str | None:
+        """The flow entry an order at ``at`` converts: the cart's own, else the address's latest, if the order
+        came within the entry's measurement window. The address is read only when the store measures a holdout
+        group now (or was read already): a store without one records no entries."""
+        entries = [
+            (record.at, key.rpartition("#")[0], record.entry_id)
+            for key, record in (cart.steps.items() if cart is not None else ())
+            if record.entry_id
+        ]
+        if not entries and keys and (records is not None or store.settings.holdout_percent):
+            if records is None:
+                records = list(self.contacts.get_many(store.store_id, keys).values())
+            entries = [
+                (parse_rfc3339(str(r.last_entry["at"])), str(r.last_entry["flow"]), str(r.last_entry["entry_id"]))
+                for r in records
+                if r.last_entry
+            ]
+        for entered_at, flow_name, entry in sorted(entries, reverse=True):
+            flow = store.settings.flows.get(flow_name)
+            window = measurement_window(flow) if flow is not None else ATTRIBUTION_WINDOW
+            if entered_at <= at <= entered_at + window:
+                return entry
+        return None
 
 
 def _email_before(record: ContactRecord, at: datetime) -> str | None:

@@ -6,6 +6,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from cartrecovery.domain.measurement import ENTRY_STEP, HOLDOUT, TREATED, GroupFigures, lift
 from cartrecovery.ports import MessageLedger
 
 COLUMNS = ("sent", "delivered", "opened", "clicked", "converted", "revenue", "bounced", "complained", "unsubscribed")
@@ -24,7 +25,13 @@ def build_report(ledger: MessageLedger, store_id: str, day_from: date, day_to: d
     """Rows keyed by the send day of the messages they count: an open on day 3 of a message sent on
     day 1 counts in day 1's row, so a row reads as a funnel."""
     merged: dict[tuple[str, int, str], dict[str, Any]] = {}
+    entries: dict[tuple[str, str], dict[str, Decimal]] = {}  # (flow, group) -> entered, converted, revenue
     for raw in ledger.report_rows(store_id, day_from.isoformat(), day_to.isoformat()):
+        if int(raw["step"]) == ENTRY_STEP:
+            group = entries.setdefault((str(raw["flow"]), str(raw["variant"])), {})
+            for column in ENTRY_COLUMNS:
+                group[column] = group.get(column, Decimal(0)) + Decimal(raw.get(column, 0) or 0)
+            continue
         key = (str(raw["flow"]), int(raw["step"]), str(raw["variant"]))
         row = merged.setdefault(
             key, {"flow": key[0], "step": key[1], "variant": key[2], **{c: 0 for c in COLUMNS}, OTHER_CURRENCIES: {}}
@@ -44,7 +51,76 @@ def build_report(ledger: MessageLedger, store_id: str, day_from: date, day_to: d
             _add(other_totals, currency, amount)
     totals[OTHER_CURRENCIES] = {c: _number(a) for c, a in sorted(other_totals.items())}
     rows = [_plain(merged[k]) for k in sorted(merged)]
-    return {"store": store_id, "from": day_from.isoformat(), "to": day_to.isoformat(), "rows": rows, "totals": totals}
+    return {
+        "store": store_id,
+        "from": day_from.isoformat(),
+        "to": day_to.isoformat(),
+        "rows": rows,
+        "totals": totals,
+        "holdout": [_holdout(flow, entries) for flow in sorted({flow for flow, _ in entries})],
+    }
+
+
+# What an entry row counts: carts that entered the flow in the group, those an order converted, their revenue
+# (in the store's currency; other currencies' orders count as conversions, their amounts are left out).
+ENTRY_COLUMNS = ("entered", "converted", "revenue")
+
+
+def _holdout(flow: str, entries: dict[tuple[str, str], dict[str, Decimal]]) -> dict[str, Any]:
+    """One flow's treated and held-out groups, over carts that entered it in the report's days, and the lift."""
+    groups = {}
+    for group in (TREATED, HOLDOUT):
+        counts = entries.get((flow, group), {})
+        groups[group] = GroupFigures(
+            int(counts.get("entered", 0)), int(counts.get("converted", 0)), counts.get("revenue", Decimal(0))
+        )
+    measured = lift(groups[TREATED], groups[HOLDOUT])
+    return {
+        "flow": flow,
+        **{name: _group(figures) for name, figures in groups.items()},
+        "lift": None
+        if measured is None
+        else {
+            "conversion_rate": round(measured.points, 4),
+            "interval_95": [round(measured.low, 4), round(measured.high, 4)],
+            "significant": measured.significant,
+            "incremental_revenue": _number(measured.incremental_revenue.quantize(Decimal("0.01"))),
+        },
+    }
+
+
+def holdout_summary(flow: dict[str, Any]) -> list[str]:
+    """A flow's holdout comparison (one item of the report's ``holdout``) as lines of text."""
+    lines = [f"holdout, {flow['flow']}:"]
+    for name, label in ((TREATED, "emailed"), (HOLDOUT, "held out")):
+        group = flow[name]
+        rate = "-" if group["conversion_rate"] is None else f"{group['conversion_rate']:.1%}"
+        lines.append(
+            f"  {label:>8}: {group['carts']} carts, {group['converted']} converted ({rate}), revenue {group['revenue']}"
+        )
+    measured = flow["lift"]
+    if measured is None:
+        lines.append("  lift: not measured until both groups have carts")
+    else:
+        low, high = measured["interval_95"]
+        verdict = "significant" if measured["significant"] else "not significant"
+        lines.append(
+            f"  lift: {measured['conversion_rate'] * 100:+.1f} points (95% interval {low * 100:+.1f} to "
+            f"{high * 100:+.1f}, {verdict}), incremental revenue {measured['incremental_revenue']}"
+        )
+    return lines
+
+
+def _group(figures: GroupFigures) -> dict[str, Any]:
+    rate = figures.rate
+    per_cart = figures.revenue_per_cart
+    return {
+        "carts": figures.carts,
+        "converted": figures.converted,
+        "revenue": _number(figures.revenue),
+        "conversion_rate": None if rate is None else round(rate, 4),
+        "revenue_per_cart": None if per_cart is None else _number(per_cart.quantize(Decimal("0.01"))),
+    }
 
 
 def _add(amounts: dict[str, Any], currency: str, amount: Any) -> None:

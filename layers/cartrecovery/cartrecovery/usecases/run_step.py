@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from cartrecovery.clock import Clock, isoformat, parse_rfc3339
 from cartrecovery.domain.cart import (
     CLAIMED,
+    HELD_OUT,
     SENT,
     SKIPPED,
     UNKNOWN,
@@ -26,6 +27,7 @@ from cartrecovery.domain.cart import (
     step_key,
 )
 from cartrecovery.domain.content import RECOMMENDATION_STEP, is_first_purchase
+from cartrecovery.domain.measurement import ENTRY_STEP, HOLDOUT, TREATED, entry_id, group_for, measurement_window
 from cartrecovery.domain.send_window import earliest_send
 from cartrecovery.domain.store import COUPON_STEP, Flow, FlowStep, Store
 from cartrecovery.domain.timing import due_at, next_step, timer_for
@@ -120,6 +122,9 @@ class RunDueStep:
             if record.status == CLAIMED and self.clock.now() - record.at >= ABANDONED_CLAIM:
                 return self._abandoned(store, cart, flow, fired, record)
             parked = cart.timer is not None and (cart.timer.flow, cart.timer.step) == (flow_name, fired)
+            if record.status == HELD_OUT and parked:
+                # Held out, and the invocation died before it finished: finish it (each write is a no-op again).
+                return self._hold_out(store, cart, flow, fired, record.at)
             if record.status == CLAIMED or not parked:
                 # Another delivery of a firing whose step already has its outcome, or is being sent right now
                 # (Scheduler and Lambda both retry): nothing to decide, and nothing to log on the cart, whose
@@ -164,7 +169,10 @@ class RunDueStep:
             until, reason = deferral
             return self._rearm(cart, flow, step, now, "deferred", reason, until)
         first_purchase = is_first_purchase(cart.customer.orders_count, email_record and email_record.last_order_at)
-        return self._send(store, cart, flow, step, now, first_purchase=first_purchase)
+        entering = bool(store.settings.holdout_percent) and _entering(cart, flow.name)
+        if entering and _group(store, cart, flow) == HOLDOUT:
+            return self._hold_out(store, cart, flow, step.step, now, claim=True)
+        return self._send(store, cart, flow, step, now, first_purchase=first_purchase, entering=entering)
 
     def _blocked(self, store: Store, cart: CartState) -> tuple[str | None, ContactRecord | None]:
         """Why this step must not go to this shopper now (None when it may), and the address's record."""
@@ -210,13 +218,49 @@ class RunDueStep:
         self._advance(store, cart, flow, step.step, now, (key, record), decision)
         return StepOutcome("skipped", "clicked_earlier", flow.name, step.step)
 
+    def _hold_out(
+        self, store: Store, cart: CartState, flow: Flow, step: int, at: datetime, claim: bool = False
+    ) -> StepOutcome:
+        """The shopper is in the flow's holdout group: the step is claimed as held out (so only while the cart
+        is still open, and once), the entry recorded, and the flow ends for this cart with no email."""
+        key = step_key(flow.name, step)
+        held = StepRecord(HELD_OUT, at, HOLDOUT, day=_day(store, at), reason="holdout")
+        if claim and not self.carts.claim_step(store.store_id, cart.cart_id, key, held):
+            return StepOutcome("already_claimed", None, flow.name, step)
+        entry = self._enter(store, cart, flow, HOLDOUT, at)
+        decision = Decision(self.clock.now(), "skipped", flow.name, step, "holdout")
+        held = dataclasses.replace(held, entry_id=entry)
+        self.carts.update_progress(store.store_id, cart.cart_id, timer=None, step=(key, held), decision=decision)
+        return StepOutcome("skipped", "holdout", flow.name, step)
+
+    def _enter(self, store: Store, cart: CartState, flow: Flow, group: str, at: datetime) -> str:
+        """Record the cart's entry into the flow in ``group`` (once; again changes nothing), and note it on the
+        address, so that an order naming no cart finds it as it finds an email."""
+        assert cart.customer.email is not None
+        hashed = email_hash(store.salt, cart.customer.email)
+        entry = entry_id(store.store_id, flow.name, cart.cart_id)
+        day = _day(store, at)
+        self.ledger.record_entry(
+            MessageRecord(entry, store.store_id, cart.cart_id, flow.name, ENTRY_STEP, group, day, hashed, at)
+        )
+        noted = {"entry_id": entry, "flow": flow.name, "at": isoformat(at)}
+        self.contacts.note_entry(store.store_id, "e#" + hashed, noted, until=at + measurement_window(flow))
+        return entry
+
     def _send(
-        self, store: Store, cart: CartState, flow: Flow, step: FlowStep, now: datetime, first_purchase: bool = False
+        self,
+        store: Store,
+        cart: CartState,
+        flow: Flow,
+        step: FlowStep,
+        now: datetime,
+        first_purchase: bool = False,
+        entering: bool = False,
     ) -> StepOutcome:
         settings = store.settings
         assert cart.customer.email is not None
         variant = "a"
-        day = now.astimezone(settings.zone).date().isoformat()
+        day = _day(store, now)
         hashed = email_hash(store.salt, cart.customer.email)
         overrides = self.templates.get_templates(store.store_id) if self.templates else None
         renderer = self.renderer.with_overrides(overrides)
@@ -262,7 +306,11 @@ class RunDueStep:
             tags={"store": store.store_id, "flow": flow.name, "step": str(step.step), "variant": variant, "day": day},
         )
         email.raw  # noqa: B018 -- built now, so a message that cannot be written fails before the claim
-        if not self.carts.claim_step(store.store_id, cart.cart_id, key, StepRecord(CLAIMED, now, variant, day=day)):
+        # A claimed entering step names its entry already: should the send die unrecorded, the step's
+        # ``claim_abandoned`` record still leads an order for the cart to the entry.
+        entry = entry_id(store.store_id, flow.name, cart.cart_id) if entering else None
+        claim = StepRecord(CLAIMED, now, variant, day=day, entry_id=entry)
+        if not self.carts.claim_step(store.store_id, cart.cart_id, key, claim):
             return StepOutcome("already_claimed", None, flow.name, step.step)
         # The claim found the cart still open; an unsubscribe or an order by the address may have landed while
         # this step was being decided, so look at the address again now that the step is held.
@@ -271,6 +319,10 @@ class RunDueStep:
             decision = Decision(now, "released", flow.name, step.step, blocked)
             self.carts.release_step(store.store_id, cart.cart_id, key, decision)
             return self._stop(cart, flow.name, step.step, blocked)
+        # The treated group's entry, as the email is about to go: its measure is the intent to send, so an
+        # email SES then refuses or loses still counts for the group, as a held-out one does for its own.
+        if entering:
+            self._enter(store, cart, flow, TREATED, now)
         try:
             message_id = self.mailer.send(email)
         except SendThrottled:
@@ -287,7 +339,7 @@ class RunDueStep:
             raise
         except SendRejected:
             self.contacts.suppress(store.store_id, "e#" + hashed, "rejected", now)
-            record = StepRecord(SKIPPED, now, variant, day=day, reason="rejected")
+            record = StepRecord(SKIPPED, now, variant, day=day, reason="rejected", entry_id=entry)
             self.carts.update_progress(
                 store.store_id,
                 cart.cart_id,
@@ -298,7 +350,7 @@ class RunDueStep:
             return StepOutcome("stopped", "rejected", flow.name, step.step)
         except SendOutcomeUnknown:
             # SES has no idempotency key: a retry could send twice. Keep the claim, say so, alarm on it.
-            record = StepRecord(UNKNOWN, now, variant, day=day, reason="send_outcome_unknown")
+            record = StepRecord(UNKNOWN, now, variant, day=day, reason="send_outcome_unknown", entry_id=entry)
             self._advance(
                 store,
                 cart,
@@ -339,7 +391,7 @@ class RunDueStep:
                 sent_at=now,
             )
         )
-        record = StepRecord(SENT, now, variant, message_id=message_id, day=day)
+        record = StepRecord(SENT, now, variant, message_id=message_id, day=day, entry_id=entry)
         pool_empty = bool(coupon and coupon.pool_empty)
         reason = "coupon_pool_empty" if pool_empty else None
         self._advance(
@@ -429,6 +481,24 @@ def planned_at(cart: CartState, flow: str, step: FlowStep) -> datetime:
     if timer is not None and (timer.flow, timer.step) == (flow, step.step):
         planned = max(planned, timer.meant_for)
     return planned
+
+
+def _entering(cart: CartState, flow: str) -> bool:
+    """Whether this step would be the cart's first email of the flow: no step of it sent, claimed or unsure
+    (steps skipped as too late do not count), and no entry recorded. Only then is a group drawn: a cart that
+    had an email before its store set a holdout stays treated."""
+    mine = [r for key, r in cart.steps.items() if key.rpartition("#")[0] == flow]
+    return not any(r.status != SKIPPED or r.entry_id for r in mine)
+
+
+def _group(store: Store, cart: CartState, flow: Flow) -> str:
+    assert cart.customer.email is not None
+    return group_for(email_hash(store.salt, cart.customer.email), flow.name, store.settings.holdout_percent)
+
+
+def _day(store: Store, at: datetime) -> str:
+    """The report day (the store's calendar) an email or entry counts in."""
+    return at.astimezone(store.settings.zone).date().isoformat()
 
 
 def _last_sent_at(record: ContactRecord | None) -> datetime | None:

@@ -1,0 +1,108 @@
+"""Attribution and holdout groups: how an order is credited, and how a flow's effect is measured.
+
+An order is credited to the email it followed (within ``ATTRIBUTION_WINDOW`` when matched by address).
+That says which email an order came after, not whether the email caused it: some shoppers come back anyway.
+A store that sets ``holdout_percent`` has that share of the shoppers who enter a flow get none of its
+emails. Every entry (a cart that reached the flow's first step and would have been sent it) is recorded
+with its group, and each group's carts are credited with the orders placed within the same window after
+entry, by the same rules. The difference between the groups' conversion rates is the flow's lift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the tracking function imports this module and needs no store settings
+    from cartrecovery.domain.store import Flow
+
+# An order matched by address (no cart named) is credited to an email sent at most this long before it.
+ATTRIBUTION_WINDOW = timedelta(days=7)
+
+TREATED = "treated"
+HOLDOUT = "holdout"
+# Entries are counted in report rows of their own, apart from the emails' steps (which start at 1).
+ENTRY_STEP = 0
+ENTRY_PREFIX = "entry#"
+Z_95 = 1.959964
+
+
+def group_for(email_hash: str, flow: str, percent: int) -> str:
+    """The shopper's group in this flow. Drawn from the salted address hash, so one shopper stays in the same
+    group for every cart (a held-out shopper never gets the flow's emails, and a treated one always does),
+    and apart per flow. ``percent`` of 100 buckets are held out."""
+    if percent <= 0:
+        return TREATED
+    bucket = int.from_bytes(hashlib.sha256(f"{email_hash}|{flow}".encode()).digest()[:8], "big") % 100
+    return HOLDOUT if bucket < percent else TREATED
+
+
+def entry_id(store_id: str, flow: str, cart_id: str) -> str:
+    """The ledger key of a cart's entry into a flow: one per cart and flow, so recording it again is a no-op.
+    Hashed, so that no cart id (chosen by the shop) can make two entries' keys meet."""
+    digest = hashlib.sha256(f"{store_id}|{flow}|{cart_id}".encode()).hexdigest()[:40]
+    return f"{ENTRY_PREFIX}{store_id}#{digest}"
+
+
+def is_entry(message_id: str) -> bool:
+    return message_id.startswith(ENTRY_PREFIX)
+
+
+def order_once(message_id: str, order_id: str) -> str:
+    """What makes an order credit a single email, and apart from that a single entry: an order converts
+    both the email it followed and its cart's entry, each once."""
+    return f"entry:{order_id}" if is_entry(message_id) else order_id
+
+
+def measurement_window(flow: Flow) -> timedelta:
+    """How long after entry an order counts for the entry's group: the flow's emails span (first step to
+    last) plus the attribution window, so a treated cart's last email gets the same window as any email."""
+    delays = [step.delay_seconds for step in flow.steps] or [0]
+    return timedelta(seconds=max(delays) - min(delays)) + ATTRIBUTION_WINDOW
+
+
+@dataclass(frozen=True)
+class GroupFigures:
+    carts: int
+    converted: int
+    revenue: Decimal
+
+    @property
+    def rate(self) -> float | None:
+        return self.converted / self.carts if self.carts else None
+
+    @property
+    def revenue_per_cart(self) -> Decimal | None:
+        return self.revenue / self.carts if self.carts else None
+
+
+@dataclass(frozen=True)
+class Lift:
+    """Treated minus held-out conversion rate, with its 95% interval (normal approximation of the
+    difference of two proportions); ``significant`` when the interval leaves out zero."""
+
+    points: float
+    low: float
+    high: float
+    incremental_revenue: Decimal  # (treated - held-out revenue per cart) x treated carts
+
+    @property
+    def significant(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+
+def lift(treated: GroupFigures, holdout: GroupFigures) -> Lift | None:
+    """None until both groups have carts: with one side empty there is nothing to compare."""
+    if treated.rate is None or holdout.rate is None:
+        return None
+    difference = treated.rate - holdout.rate
+    spread = math.sqrt(
+        treated.rate * (1 - treated.rate) / treated.carts + holdout.rate * (1 - holdout.rate) / holdout.carts
+    )
+    assert treated.revenue_per_cart is not None and holdout.revenue_per_cart is not None
+    incremental = (treated.revenue_per_cart - holdout.revenue_per_cart) * treated.carts
+    return Lift(difference, difference - Z_95 * spread, difference + Z_95 * spread, incremental)
