@@ -297,3 +297,42 @@ def test_a_holdout_store_emails_one_group_and_reports_the_lift_against_the_other
     assert f"emailed: {len(emailed)} carts, 2 converted" in table.stdout
     assert f"held out: {len(held)} carts, 1 converted" in table.stdout
     assert f"lift: {expected * 100:+.1f} points" in table.stdout
+
+
+def test_a_step_with_two_variants_sends_each_shopper_one_subject_and_reports_each(local_stack: LocalStack) -> None:
+    """An A/B test of step 1's subject line over HTTP: shoppers split between the shipped wordings, and the
+    report (JSON and table) counts each variant in its own row."""
+    stack = local_stack
+    steps = [
+        {"step": 1, "delay_seconds": 2 * HOUR, "variants": ["a", "b"]},
+        {"step": 2, "delay_seconds": 3 * DAY},
+        {"step": 3, "delay_seconds": 7 * DAY},
+    ]
+    store_id, secret = stack.new_store({"flows": {"cart_recovery": {"steps": steps}}})
+    stack.advance_to_local_time(10)
+    shoppers = {stack.new_id(): stack.unique_email("ab") for _ in range(16)}
+    for cart_id, email in shoppers.items():
+        assert stack.post_event(stack.cart_event(cart_id, email, stack.now()), secret=secret, store=store_id)[0] == 202
+    stack.advance(2 * HOUR + 60)
+
+    subjects = {"a": "カートに商品が残っています", "b": "お買い忘れはありませんか？"}
+    by_variant: dict[str, list[str]] = {"a": [], "b": []}
+    for cart_id, email in shoppers.items():
+        (message,) = stack.outbox(to=email)
+        variant = "b" if subjects["b"] in message["subject"] else "a"
+        assert subjects[variant] in message["subject"]
+        by_variant[variant].append(cart_id)
+        assert stack.cart_view(cart_id, store=store_id)["steps"]["cart_recovery#1"]["variant"] == variant
+    assert by_variant["a"] and by_variant["b"], "16 shoppers all drew one variant (a one-in-32,768 draw)"
+
+    bought = by_variant["b"][0]
+    assert (
+        stack.post_event(stack.order_event(bought, shoppers[bought], stack.now()), secret=secret, store=store_id)[0]
+        == 202
+    )
+    rows = {row["variant"]: row for row in stack.report(store=store_id)["rows"]}
+    assert (rows["a"]["sent"], rows["b"]["sent"]) == (len(by_variant["a"]), len(by_variant["b"]))
+    assert (rows["a"]["converted"], rows["b"]["converted"]) == (0, 1)
+    table = stack.cli("report", "--store", store_id)
+    assert table.returncode == 0, table.stderr
+    assert sum(line.split()[:3] == ["cart_recovery", "1", "b"] for line in table.stdout.splitlines()) == 1

@@ -583,6 +583,7 @@ def test_samples_have_every_key_and_the_requested_items(items: int) -> None:
         "unsubscribe_url",
         "flow",
         "step",
+        "email_variant",
     }
     assert len(context["cart"]["items"]) == items
     assert len({item["sku"] for item in context["cart"]["items"]}) == items

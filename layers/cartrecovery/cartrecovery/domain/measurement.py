@@ -1,4 +1,4 @@
-"""Attribution and holdout groups: how an order is credited, and how a flow's effect is measured.
+"""Attribution, A/B variants and holdout groups: how an order is credited, and how a flow's effect is measured.
 
 An order is credited to the email it followed (within ``ATTRIBUTION_WINDOW`` when matched by address).
 That says which email an order came after, not whether the email caused it: some shoppers come back anyway.
@@ -39,6 +39,15 @@ def group_for(email_hash: str, flow: str, percent: int) -> str:
         return TREATED
     bucket = int.from_bytes(hashlib.sha256(f"{email_hash}|{flow}".encode()).digest()[:8], "big") % 100
     return HOLDOUT if bucket < percent else TREATED
+
+
+def variant_for(email_hash: str, flow: str, step: int, variants: tuple[str, ...]) -> str:
+    """The A/B variant of a step this shopper gets: evenly drawn from the address, so one shopper sees the same
+    variant of the step for every cart, and apart from the holdout draw and per step."""
+    if len(variants) == 1:
+        return variants[0]
+    digest = hashlib.sha256(f"{email_hash}|{flow}|{step}|variant".encode()).digest()
+    return variants[int.from_bytes(digest[:8], "big") % len(variants)]
 
 
 def entry_id(store_id: str, flow: str, cart_id: str) -> str:

@@ -37,10 +37,19 @@ CART_RECOVERY = "cart_recovery"
 NOT_ONE_LINE = "must be one line of text, without line breaks or control characters"
 
 
+# An A/B test's variant names: they become part of counter keys and unsubscribe links.
+VARIANT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,15}\Z")
+DEFAULT_VARIANTS = ("a",)
+MAX_VARIANTS = 4
+
+
 @dataclass(frozen=True)
 class FlowStep:
     step: int
     delay_seconds: int
+    # The step's A/B variants: each shopper gets one, drawn from the address (domain/measurement.py), and
+    # the templates tell them apart by ``email_variant``; the report counts each in its own row.
+    variants: tuple[str, ...] = DEFAULT_VARIANTS
 
 
 @dataclass(frozen=True)
@@ -232,7 +241,11 @@ class StoreSettings:
         data["flows"] = {
             name: {
                 "enabled": flow.enabled,
-                "steps": [{"step": s.step, "delay_seconds": s.delay_seconds} for s in flow.steps],
+                "steps": [
+                    {"step": s.step, "delay_seconds": s.delay_seconds}
+                    | ({"variants": list(s.variants)} if s.variants != DEFAULT_VARIANTS else {})
+                    for s in flow.steps
+                ],
             }
             for name, flow in self.flows.items()
         }
@@ -248,7 +261,10 @@ class StoreSettings:
             name: Flow(
                 name=name,
                 enabled=bool(raw.get("enabled", True)),
-                steps=tuple(FlowStep(int(s["step"]), int(s["delay_seconds"])) for s in raw["steps"]),
+                steps=tuple(
+                    FlowStep(int(s["step"]), int(s["delay_seconds"]), tuple(s.get("variants") or DEFAULT_VARIANTS))
+                    for s in raw["steps"]
+                ),
             )
             for name, raw in (data.get("flows") or {}).items()
         } or {CART_RECOVERY: DEFAULT_CART_RECOVERY}
@@ -383,6 +399,7 @@ def settings_shape_problem(data: dict[str, Any]) -> str | None:
                 if missing:
                     return f"{where}{missing[0]} is required"
                 problem = _unknown_key(step, "step", where) or _typed(step, where, numbers=("step", "delay_seconds"))
+                problem = problem or _variants_problem(step.get("variants"), f"{where}variants")
                 if problem:
                     return problem
     recommendations = data.get("recommendations")
@@ -494,6 +511,20 @@ def settings_value_problem(settings: StoreSettings) -> str | None:
 
 def _is_header_text(text: str) -> bool:
     return not has_control_characters(text)
+
+
+def _variants_problem(value: Any, path: str) -> str | None:
+    """A step's ``variants``: 1 to MAX_VARIANTS distinct names (lower-case letters, digits, ``_``, ``-``)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or len(value) > MAX_VARIANTS:
+        return f'{path} must be a list of 1 to {MAX_VARIANTS} variant names, e.g. ["a", "b"]'
+    for name in value:
+        if not isinstance(name, str) or not VARIANT_NAME.match(name):
+            return f"{path}: {name!r} is not a variant name (a lower-case letter, then up to 15 a-z, 0-9, _ or -)"
+    if len(set(value)) != len(value):
+        return f"{path} lists a variant twice: {value}"
+    return None
 
 
 def _objects(value: Any, path: str) -> str | None:

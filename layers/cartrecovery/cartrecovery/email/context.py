@@ -61,8 +61,10 @@ def build_context(
     coupon_code: str | None = None,
     catalog: Catalog | None = None,
     first_purchase: bool = False,
+    email_variant: str = "a",
 ) -> dict[str, Any]:
     """``coupon_code``: the code chosen for this shopper (a pool code); None shows the store-wide code.
+    ``email_variant``: the step's A/B variant this shopper gets (``a`` unless the step lists variants).
     ``catalog``: the store's uploaded catalog, which step 3 recommends from (``domain/content.py``).
     ``first_purchase``: the shopper has no known order (shows the returns and size-exchange texts)."""
     currency = cart.currency or settings.currency
@@ -129,6 +131,7 @@ def build_context(
         "unsubscribe_url": unsubscribe_url,
         "flow": flow,
         "step": step,
+        "email_variant": email_variant,
     }
 
 

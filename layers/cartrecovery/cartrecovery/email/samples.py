@@ -176,6 +176,7 @@ def sample_context(flow: str, step: int, locale: str, *, items: int = 3) -> dict
         "unsubscribe_url": _SHOPS[lang]["unsubscribe_url"],
         "flow": flow,
         "step": step,
+        "email_variant": "a",
     }
 
 

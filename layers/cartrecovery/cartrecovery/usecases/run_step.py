@@ -27,7 +27,15 @@ from cartrecovery.domain.cart import (
     step_key,
 )
 from cartrecovery.domain.content import RECOMMENDATION_STEP, is_first_purchase
-from cartrecovery.domain.measurement import ENTRY_STEP, HOLDOUT, TREATED, entry_id, group_for, measurement_window
+from cartrecovery.domain.measurement import (
+    ENTRY_STEP,
+    HOLDOUT,
+    TREATED,
+    entry_id,
+    group_for,
+    measurement_window,
+    variant_for,
+)
 from cartrecovery.domain.send_window import earliest_send
 from cartrecovery.domain.store import COUPON_STEP, Flow, FlowStep, Store
 from cartrecovery.domain.timing import due_at, next_step, timer_for
@@ -259,9 +267,9 @@ class RunDueStep:
     ) -> StepOutcome:
         settings = store.settings
         assert cart.customer.email is not None
-        variant = "a"
         day = _day(store, now)
         hashed = email_hash(store.salt, cart.customer.email)
+        variant = variant_for(hashed, flow.name, step.step, step.variants)
         overrides = self.templates.get_templates(store.store_id) if self.templates else None
         renderer = self.renderer.with_overrides(overrides)
         locale = choose_locale(cart.customer.locale, renderer.available_locales(), settings.locale)
@@ -293,6 +301,7 @@ class RunDueStep:
                 if self.catalogs is not None and step.step == RECOMMENDATION_STEP
                 else None,
                 first_purchase=first_purchase,
+                email_variant=variant,
             ),
         )
         email = OutgoingEmail(

@@ -1,0 +1,113 @@
+"""A/B variants of a step: which shopper gets which, what the email and its records carry, and the settings."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from cartrecovery.domain.measurement import variant_for
+from cartrecovery.domain.store import DEFAULT_CART_RECOVERY, FlowStep, StoreSettings, settings_shape_problem
+from cartrecovery.identity import email_hash
+from cartrecovery.tokens import verify
+from cartrecovery.usecases.report import build_report
+from tests.fakes import World, cart_updated, order_placed, store_settings
+
+START = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo
+ABANDONED = "2026-12-01T10:00:00+09:00"
+FLOW = "cart_recovery"
+
+
+def ab_world(variants: tuple[str, ...] = ("a", "b")) -> World:
+    steps = (dataclasses.replace(DEFAULT_CART_RECOVERY.steps[0], variants=variants), *DEFAULT_CART_RECOVERY.steps[1:])
+    flow = dataclasses.replace(DEFAULT_CART_RECOVERY, steps=steps)
+    return World.create(START, store_settings(flows={FLOW: flow}))
+
+
+def test_variants_are_drawn_evenly_per_address_and_step() -> None:
+    hashes = [email_hash("salt", f"s{n}@example.jp") for n in range(9000)]
+    drawn = Counter(variant_for(h, FLOW, 1, ("a", "b", "c")) for h in hashes)
+    assert set(drawn) == {"a", "b", "c"}
+    assert all(2820 <= n <= 3180 for n in drawn.values())  # 3,000 each within four standard deviations (45)
+    assert [variant_for(h, FLOW, 1, ("a", "b")) for h in hashes[:100]] == [
+        variant_for(h, FLOW, 1, ("a", "b")) for h in hashes[:100]
+    ]
+    assert [variant_for(h, FLOW, 1, ("a", "b")) for h in hashes[:100]] != [
+        variant_for(h, FLOW, 2, ("a", "b")) for h in hashes[:100]
+    ]
+    assert {variant_for(h, FLOW, 1, ("a",)) for h in hashes[:100]} == {"a"}
+
+
+def test_each_shopper_gets_their_variant_in_the_subject_the_tags_the_record_and_the_link() -> None:
+    world = ab_world()
+    emails = [f"shopper{n}@example.jp" for n in range(12)]
+    for n, email in enumerate(emails):
+        world.send(cart_updated(ABANDONED, cart_id=f"c-{n}", email=email))
+    world.advance_to(START + timedelta(hours=2))
+    outcomes = world.fire_due()
+    assert [o.action for o in outcomes] == ["sent"] * 12
+
+    subjects = {
+        "a": "【Matcha Shop】カートに商品が残っています",
+        "b": "【Matcha Shop】お買い忘れはありませんか？カートの商品をお取り置き中です",
+    }
+    for email in world.mailer.sent:
+        expected = variant_for(email_hash(world.store.salt, email.to), FLOW, 1, ("a", "b"))
+        assert email.tags["variant"] == expected
+        assert email.subject == subjects[expected]
+        token = email.headers["List-Unsubscribe"].strip("<>").rsplit("/u/", 1)[1]
+        verified = verify(token, world.store.token_key)
+        assert verified is not None and verified.variant == expected
+    assert {e.tags["variant"] for e in world.mailer.sent} == {"a", "b"}
+    for n, email in enumerate(emails):
+        record = world.cart(f"c-{n}").step_record(FLOW, 1)
+        assert record is not None
+        assert record.variant == variant_for(email_hash(world.store.salt, email), FLOW, 1, ("a", "b"))
+
+    # Step 2 lists no variants: every shopper gets its only one.
+    world.advance_to(datetime.fromisoformat(ABANDONED) + timedelta(days=3))
+    world.fire_due()
+    assert {e.tags["variant"] for e in world.mailer.sent[12:]} == {"a"}
+
+
+def test_the_report_counts_each_variant_in_its_own_row() -> None:
+    world = ab_world()
+    emails = [f"buyer{n}@example.jp" for n in range(10)]
+    for n, email in enumerate(emails):
+        world.send(cart_updated(ABANDONED, cart_id=f"c-{n}", email=email))
+    world.advance_to(START + timedelta(hours=2))
+    world.fire_due()
+    world.send(order_placed("2026-12-01T15:00:00+09:00", cart_id="c-0", email=emails[0], total=3000))
+    bought = variant_for(email_hash(world.store.salt, emails[0]), FLOW, 1, ("a", "b"))
+
+    report = build_report(world.ledger, "shop-1", START.date(), START.date())
+
+    rows = {row["variant"]: row for row in report["rows"]}
+    drawn = Counter(variant_for(email_hash(world.store.salt, e), FLOW, 1, ("a", "b")) for e in emails)
+    assert {v: rows[v]["sent"] for v in rows} == dict(drawn)
+    assert rows[bought]["converted"] == 1 and rows[bought]["revenue"] == 3000
+    assert report["totals"]["sent"] == 10
+
+
+def test_step_variants_are_checked_and_kept() -> None:
+    base = {"store_id": "s", "name": "n", "sender_email": "a@example.jp"}
+
+    def flows(variants: object) -> dict[str, object]:
+        return {**base, "flows": {FLOW: {"steps": [{"step": 1, "delay_seconds": 7200, "variants": variants}]}}}
+
+    assert settings_shape_problem(flows(["a", "b"])) is None
+    assert "1 to 4 variant names" in (settings_shape_problem(flows([])) or "")
+    assert "1 to 4 variant names" in (settings_shape_problem(flows(["a", "b", "c", "d", "e"])) or "")
+    assert "1 to 4 variant names" in (settings_shape_problem(flows("ab")) or "")
+    assert "is not a variant name" in (settings_shape_problem(flows(["a", "B#1"])) or "")
+    assert "is not a variant name" in (settings_shape_problem(flows(["a", 2])) or "")
+    assert "twice" in (settings_shape_problem(flows(["a", "a"])) or "")
+
+    settings = StoreSettings.from_dict(flows(["a", "subject-2"]))
+    assert settings.flows[FLOW].steps[0] == FlowStep(1, 7200, ("a", "subject-2"))
+    assert settings.to_dict()["flows"][FLOW]["steps"] == [
+        {"step": 1, "delay_seconds": 7200, "variants": ["a", "subject-2"]}
+    ]
+    assert StoreSettings.from_dict(settings.to_dict()) == settings
+    plain = StoreSettings.from_dict(base).to_dict()["flows"][FLOW]["steps"][0]
+    assert "variants" not in plain  # a store without a test shows its steps as before
