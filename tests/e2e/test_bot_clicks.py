@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 LocalStack = Any  # the fixture's class lives in conftest.py; tests reach everything through the fixture
 
-# Safe Links fetches the links before delivering the email, posing as Edge.
+# A gateway that fetches the links before delivering the email, posing as Edge.
 EDGE = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/125.0.0.0 Safari/537.36 "
     "Edg/125.0.2535.85"

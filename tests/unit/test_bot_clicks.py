@@ -99,7 +99,7 @@ def test_a_click_without_a_user_agent_is_a_machines(user_agent: str | None) -> N
 
 
 def test_a_browser_click_within_seconds_of_the_send_is_a_scanner_that_poses_as_a_browser() -> None:
-    # Safe Links and Mimecast fetch the links before delivering the email, with a browser's user agent.
+    # Gateways that fetch the links before delivering the email often show an ordinary browser's user agent.
     edge = HUMAN["desktop Edge"]
     assert machine_click_reason(edge, SENT + timedelta(seconds=2), SENT) == TOO_SOON
     assert machine_click_reason(edge, SENT + HUMAN_CLICK_MIN_DELAY - timedelta(milliseconds=1), SENT) == TOO_SOON

@@ -23,8 +23,8 @@ TOO_SOON = "too_soon"
 
 # The least time from the send (SES's ``mail.timestamp``) to a click a person could make: SES takes a second
 # or more to deliver, then the shopper has to notice the email, open it and tap a link. A gateway that scans
-# before delivering (Safe Links, Mimecast) clicks within this window, whatever user agent it shows; a cart
-# email lands unannounced hours after the visit, so a shopper watching the inbox at that second is rare.
+# before delivering clicks within this window, whatever user agent it shows (often an ordinary browser's);
+# a cart email lands unannounced hours after the visit, so a shopper watching the inbox then is rare.
 HUMAN_CLICK_MIN_DELAY = timedelta(seconds=10)
 
 _AUTOMATED = re.compile(
