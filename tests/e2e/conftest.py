@@ -64,6 +64,7 @@ REPORT_COLUMNS = (
     "delivered",
     "opened",
     "clicked",
+    "bot_clicked",
     "converted",
     "revenue",
     "bounced",
@@ -389,9 +390,10 @@ class LocalStack:
         report: dict[str, Any] = self._ok(self.get("/_local/report?" + urllib.parse.urlencode(query)))
         return report
 
-    def ses(self, message_id: str, kind: str, url: str | None = None) -> Response:
-        """Emit an SES event (delivery, open, click, bounce, complaint) for a sent message."""
-        body = {"url": url} if url else None
+    def ses(self, message_id: str, kind: str, url: str | None = None, **click: Any) -> Response:
+        """Emit an SES event (delivery, open, click, bounce, complaint) for a sent message; ``click`` takes the
+        route's other click fields (``user_agent``, ``seconds_after_send``) to emulate a machine's click."""
+        body = {**({"url": url} if url else {}), **click} or None
         return self.post(f"/_local/ses/{urllib.parse.quote(message_id, safe='')}/{kind}", body)
 
     def carts(self, store: str | None = None) -> list[dict[str, Any]]:

@@ -38,6 +38,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 SHOPPER = "taro@example.jp"
 MAX_BODY = 256 * 1024
 ONE_CLICK = (b"List-Unsubscribe=One-Click", "application/x-www-form-urlencoded")  # RFC 8058's POST
+SENT_AT = "2026-12-01T03:00:00.000Z"  # when send_step_one sends: two hours after the clock's start
+PHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Mobile/15E148 Safari/604.1"
+)
 
 
 @dataclass(frozen=True)
@@ -128,12 +133,16 @@ def sqs_ses_event(*details: dict[str, Any]) -> dict[str, Any]:
     return {"Records": records}
 
 
-def ses_record(event_type: str, message_id: str, at: str, **block: Any) -> dict[str, Any]:
+def ses_record(event_type: str, message_id: str, at: str, sent_at: str = SENT_AT, **block: Any) -> dict[str, Any]:
+    """An SES event record of a message sent at ``sent_at``; a Click is a shopper's on a phone unless ``block``
+    says otherwise (``userAgent``)."""
     tags = {"store": ["tea-shop"], "flow": ["cart_recovery"], "step": ["1"], "variant": ["a"], "day": ["2026-12-01"]}
+    if event_type == "Click":
+        block = {"userAgent": PHONE, "ipAddress": "198.51.100.7", **block}
     record = {
         "eventType": event_type,
         "mail": {
-            "timestamp": at,
+            "timestamp": sent_at,
             "messageId": message_id,
             "source": "shop@tea-shop.example.jp",
             "destination": [SHOPPER],
@@ -566,6 +575,28 @@ def test_a_holdout_store_sends_to_one_group_only_and_credits_orders_to_both(env:
     assert (flow[HOLDOUT]["revenue"], flow[TREATED]["revenue"]) == (4000, 3000)
     assert (flow[TREATED]["carts"], flow[TREATED]["converted"]) == (1, 1)
     assert report["totals"]["converted"] == 1 and report["totals"]["revenue"] == 3000  # the email's credit only
+
+
+def test_a_mail_scanners_click_does_not_hold_the_coupon_back(env: Stack) -> None:
+    """A security gateway follows step 1's link two seconds after the send, with a browser's user agent: no
+    shopper clicked, so the coupon email still goes."""
+    coupon = {"code": "COMEBACK10", "description": "10%オフ", "only_if_not_clicked": True}
+    settings = StoreSettings.from_dict(env.deployment.store_settings(coupon=coupon))
+    env.svc.stores.save(dataclasses.replace(env.store, settings=settings))
+    message_id, _ = send_step_one(env)
+    scan = ses_record("Click", message_id, "2026-12-01T03:00:02.000Z", link="https://shop.example.jp/cart")
+    assert env.handlers.invoke("tracking", sqs_ses_event(scan)) == {"batchItemFailures": []}
+    assert set(env.svc.ledger.get(message_id).marks) == {"bot_clicked"}
+
+    cart = env.svc.carts.get("tea-shop", "c-1")
+    assert cart is not None and cart.timer is not None and cart.timer.step == 2
+    env.clock.set(cart.timer.due_at)
+    result = env.handlers.invoke(
+        "send", scheduler_input(env.svc, cart.timer.schedule_name, env.deployment.schedule_group)
+    )
+
+    assert result["action"] == "sent", result
+    assert len(env.outbox()) == 2
 
 
 # ---- tracking ----

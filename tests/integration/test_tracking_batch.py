@@ -142,3 +142,68 @@ def test_a_hard_bounce_counted_with_its_batch_suppresses_the_address(env: Stack)
     row = counters(env.svc)["2026-12-01#1"]
     assert (row["delivered"], row["bounced"]) == (1, 1)
     assert set(env.svc.ledger.get(message_id).marks) == {"delivered", "bounced"}
+
+
+# A mail security gateway's fetches: posing as a browser seconds after the send, or naming its HTTP library.
+EDGE = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/125.0.0.0 Safari/537.36 "
+    "Edg/125.0.2535.85"
+)
+JUST_BEFORE_AT = "2026-12-01T05:00:03.000Z"  # a send two seconds before the events' time
+
+
+def clicks(day: str, m1: str, m2: str, m3: str) -> list[dict[str, Any]]:
+    """A scanner following both of m1's links, then its shopper; a script on m2; m3's shopper alone."""
+    return [
+        ses("Click", m1, day, link="https://shop.example.jp/cart", userAgent=EDGE, sent_at=JUST_BEFORE_AT),
+        ses("Click", m1, day, link="https://shop.example.jp/tea", userAgent=EDGE, sent_at=JUST_BEFORE_AT),
+        ses("Click", m1, day, link="https://shop.example.jp/cart"),
+        ses("Click", m2, day, link="https://shop.example.jp/cart", userAgent="python-requests/2.32.3"),
+        ses("Click", m3, day, link="https://shop.example.jp/tea"),
+    ]
+
+
+def test_machine_clicks_are_counted_apart_once_per_message_in_a_batch_and_one_record_at_a_time(env: Stack) -> None:
+    record_messages(env, "2026-12-01", "a-1", "a-2", "a-3")
+    record_messages(env, "2026-12-02", "b-1", "b-2", "b-3")
+    for detail in clicks("2026-12-01", "a-1", "a-2", "a-3"):
+        assert env.handlers.invoke("tracking", sqs_ses_event(detail)) == {"batchItemFailures": []}
+    calls = dynamodb_calls(env)
+
+    batch = sqs_ses_event(*clicks("2026-12-02", "b-1", "b-2", "b-3"))
+    assert env.handlers.invoke("tracking", batch) == {"batchItemFailures": []}
+
+    assert calls == ["BatchGetItem", "TransactWriteItems"]
+    one_at_a_time, batched = counters(env.svc)["2026-12-01#1"], counters(env.svc)["2026-12-02#1"]
+    for row in (one_at_a_time, batched):
+        assert (row["sent"], row["clicked"], row["bot_clicked"]) == (3, 2, 2)
+    for a, b in (("a-1", "b-1"), ("a-2", "b-2"), ("a-3", "b-3")):
+        assert stored(env, b) == stored(env, a)
+    assert set(env.svc.ledger.get("b-1").marks) == {"bot_clicked", "clicked"}
+    assert set(env.svc.ledger.get("b-2").marks) == {"bot_clicked"}
+    assert set(env.svc.ledger.get("b-3").marks) == {"clicked"}
+    scanned = stored(env, "b-1")
+    assert (scanned["bot_clicked_reason"], scanned["bot_clicked_url"]) == (
+        {"S": "too_soon"},
+        {"S": "https://shop.example.jp/cart"},
+    )
+    assert stored(env, "b-2")["bot_clicked_reason"] == {"S": "automated_user_agent"}
+
+    # SQS delivers the batch again (the invocation timed out after writing), and each record on its own.
+    assert env.handlers.invoke("tracking", batch) == {"batchItemFailures": []}
+    for record in batch["Records"]:
+        assert env.handlers.invoke("tracking", {"Records": [record]}) == {"batchItemFailures": []}
+    assert counters(env.svc)["2026-12-02#1"] == batched
+
+
+def test_a_shoppers_click_after_a_scanners_counts_once_however_often_sqs_delivers_them(env: Stack) -> None:
+    record_messages(env, "2026-12-01", "m-1")
+    scan = sqs_ses_event(ses("Click", "m-1", userAgent=EDGE, sent_at=JUST_BEFORE_AT, link="https://shop.example.jp/"))
+    shopper = sqs_ses_event(ses("Click", "m-1", link="https://shop.example.jp/cart"))
+
+    for event in (scan, scan, shopper, shopper, scan):
+        assert env.handlers.invoke("tracking", event) == {"batchItemFailures": []}
+
+    row = counters(env.svc)["2026-12-01#1"]
+    assert (row["clicked"], row["bot_clicked"]) == (1, 1)
+    assert stored(env, "m-1")["clicked_url"] == {"S": "https://shop.example.jp/cart"}

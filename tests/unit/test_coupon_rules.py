@@ -10,18 +10,23 @@ from typing import Any
 
 import pytest
 
-from cartrecovery.clock import ManualClock
+from cartrecovery.clock import ManualClock, isoformat
 from cartrecovery.domain.cart import SENT, SKIPPED
 from cartrecovery.domain.store import Coupon, StoreSettings
 from cartrecovery.ports import SendThrottled
 from cartrecovery.usecases.coupons import InvalidCodes, parse_codes, upload_codes
 from cartrecovery.usecases.stores import InvalidStore, create_store
+from cartrecovery.usecases.track import RecordSesEvent
 from tests.fakes import FakeCouponPool, FakeStores, World, cart_updated, order_placed, store_settings
 
 START = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo
 ABANDONED = "2026-12-01T10:00:00+09:00"
 APPLY = "https://shop.example.jp/discount/{code}?redirect=/cart"
 POOL = Coupon("", "10%オフ", kind="pool", apply_url=APPLY)
+EDGE = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/125.0.0.0 Safari/537.36 "
+    "Edg/125.0.2535.85"
+)
 
 
 def world_with(coupon: Coupon | None, codes: tuple[str, ...] = ()) -> World:
@@ -258,6 +263,32 @@ def test_a_shopper_who_did_not_click_gets_the_coupon_email() -> None:
 
     assert outcome.action == "sent" and world.cart("c-1").steps["cart_recovery#2"].status == SENT
     assert "AAA-1" in step_two_emails(world)["shopper0@example.jp"].text
+
+
+def test_a_mail_scanners_click_on_step_one_does_not_hold_the_coupon_email_back() -> None:
+    """A security gateway follows step 1's links seconds after the send, posing as a browser: no shopper
+    clicked, so the coupon email still goes."""
+    world = world_with(dataclasses.replace(POOL, only_if_not_clicked=True), ("AAA-1",))
+    abandon(world, "c-1")
+    run_until(world, 1)
+    message = world.ledger.get(world.cart("c-1").steps["cart_recovery#1"].message_id or "")
+    assert message is not None
+    sent = isoformat(message.sent_at)
+    scan = {
+        "eventType": "Click",
+        "mail": {"timestamp": sent, "messageId": message.message_id},
+        "click": {
+            "timestamp": isoformat(message.sent_at + timedelta(seconds=2)),
+            "link": "https://shop.example.jp/",
+            "userAgent": EDGE,
+            "ipAddress": "203.0.113.9",
+        },
+    }
+    assert RecordSesEvent(world.ledger, world.contacts, world.clock)(scan).kind == "bot_clicked"
+
+    (outcome,) = run_until(world, 3)
+
+    assert outcome.action == "sent" and "AAA-1" in step_two_emails(world)["shopper0@example.jp"].text
 
 
 def test_without_the_setting_a_click_does_not_hold_the_coupon_email_back() -> None:

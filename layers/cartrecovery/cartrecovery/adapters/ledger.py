@@ -41,6 +41,7 @@ MARK_KINDS = (
     "delivered",
     "opened",
     "clicked",
+    "bot_clicked",  # a click a machine made (usecases/track.py): counted apart, never as ``clicked``
     "bounced",
     "complained",
     "rejected",

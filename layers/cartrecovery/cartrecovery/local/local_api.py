@@ -30,8 +30,10 @@ The carts view masks the shopper's address and shows the store's salted hash of 
 ``POST /_local/clock/advance`` also answers ``sent`` (emails sent meanwhile) and ``failed`` (send invocations
 that raised; retried on the next run). ``POST /_local/ses/...`` answers ``{"status": "emitted", "kind",
 "message_id", "result"}`` where ``result`` is the tracking handler's answer (``{"batchItemFailures": []}``);
-a click without ``{"url"}`` clicks the email's first shop link. A record the handler still fails after
-retries answers 502. Errors are ``application/problem+json``.
+a click without ``{"url"}`` clicks the email's first shop link. A click is the shopper's (a phone browser, a
+minute or more after the send) unless its body says otherwise, to emulate a mail security scanner or a script:
+``{"user_agent": "python-requests/2.32.3"}`` (``""`` for none), ``{"seconds_after_send": 2}``. A record the
+handler still fails after retries answers 502. Errors are ``application/problem+json``.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from cartrecovery.clock import isoformat
 from cartrecovery.local.clock import check_seconds
 from cartrecovery.local.http_types import Reply, Request, html_reply, json_reply, problem_reply
 from cartrecovery.local.runtime import LocalRuntime
-from cartrecovery.local.ses_events import KINDS
+from cartrecovery.local.ses_events import KINDS, shopper_click_time
 
 REPORT_DAYS_BACK = 400
 REPORT_DAYS_AHEAD = 30
@@ -149,13 +151,25 @@ class LocalApi:
         message = self.runtime.outbox.get(params["message_id"])
         if message is None:
             return problem_reply(404, "Not Found", f"no message {params['message_id']!r} in the outbox")
-        url = None
+        url = user_agent = at = None
         if kind == "click":
             data = _json_body(request) if request.body.strip() else {}
             if not isinstance(data, dict) or not isinstance(data.get("url", ""), str):
                 return problem_reply(400, "Bad Request", 'the body must be a JSON object {"url": "https://..."}')
             url = data.get("url") or first_link(message.parsed.html, exclude=self.runtime.base_url)
-        emission = self.runtime.ses.emit(kind, message, url=url)
+            user_agent = data.get("user_agent")
+            if user_agent is not None and not isinstance(user_agent, str):
+                detail = "user_agent must be a string"
+                return problem_reply(400, "Bad Request", detail, errors=[{"path": "user_agent", "message": detail}])
+            after = data.get("seconds_after_send")
+            try:
+                if after is not None:
+                    at = message.sent_at + timedelta(seconds=check_seconds(after))
+            except ValueError as exc:
+                errors = [{"path": "seconds_after_send", "message": str(exc)}]
+                return problem_reply(400, "Bad Request", str(exc), errors=errors)
+            at = at or shopper_click_time(message, self.runtime.clock.now())
+        emission = self.runtime.ses.emit(kind, message, url=url, at=at, user_agent=user_agent)
         if not emission.ok:
             return problem_reply(502, "Tracking Failed", emission.error or "the tracking handler failed", kind=kind)
         return json_reply(

@@ -8,6 +8,11 @@ Automatic events: ``Send`` and ``Delivery`` for every message sent with a config
 has no mailbox to bounce or complain; a message sent without a configuration set gets no events, as in
 AWS). Every other kind is emitted on request (``POST /_local/ses/{message_id}/{kind}``).
 
+A click is the shopper's unless told otherwise: a phone browser's user agent, dated no sooner than
+``SHOPPER_READING_TIME`` after the send, as a person's click is (a click within seconds of the send, or with
+a scanner's or a script's user agent, counts as a machine's: ``domain.bot_clicks``). A caller emulating a
+scanner gives its user agent, or how soon after the send it clicked.
+
 A record the handler reports as failed (``batchItemFailures``) or that raises is retried a few times, as
 SQS would redeliver it; what still fails is kept for the console.
 """
@@ -23,7 +28,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
@@ -44,6 +49,13 @@ KINDS: dict[str, tuple[str, str]] = {
     "complaint": ("Complaint", "Email Complaint Received"),
 }
 USER_AGENT = "Mozilla/5.0 (cartrecovery local emulator)"
+# What a shopper's click carries by default: Safari on an iPhone, the commonest reader of Japanese email.
+SHOPPER_USER_AGENT = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Mobile/15E148 Safari/604.1"
+)
+# A shopper's click comes at least this long after the send: the email has to arrive and be read first.
+SHOPPER_READING_TIME = timedelta(minutes=1)
 
 
 def ses_timestamp(moment: datetime) -> str:
@@ -51,8 +63,11 @@ def ses_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def ses_record(kind: str, message: SentMessage, at: datetime, *, url: str | None = None) -> dict[str, Any]:
-    """The SES event record (the EventBridge ``detail``) of one event of ``kind`` for ``message``."""
+def ses_record(
+    kind: str, message: SentMessage, at: datetime, *, url: str | None = None, user_agent: str | None = None
+) -> dict[str, Any]:
+    """The SES event record (the EventBridge ``detail``) of one event of ``kind`` for ``message``;
+    ``user_agent`` is a click's (a shopper's phone unless given)."""
     event_type, _ = KINDS[kind]
     sender = parseaddr(message.sender)[1] or message.sender
     tags = {name: [value] for name, value in message.tags.items()}
@@ -99,7 +114,7 @@ def ses_record(kind: str, message: SentMessage, at: datetime, *, url: str | None
             "timestamp": stamp,
             "link": url or "",
             "linkTags": {},
-            "userAgent": USER_AGENT,
+            "userAgent": SHOPPER_USER_AGENT if user_agent is None else user_agent,
             "ipAddress": "127.0.0.1",
         }
     elif kind == "bounce":
@@ -129,6 +144,12 @@ def ses_record(kind: str, message: SentMessage, at: datetime, *, url: str | None
             "arrivalDate": stamp,
         }
     return record
+
+
+def shopper_click_time(message: SentMessage, now: datetime) -> datetime:
+    """When an emulated shopper's click happens: now, but no sooner after the send than a person reads.
+    Clicking the moment an email is sent would otherwise be dated as only a scanner clicks."""
+    return max(now, message.sent_at + SHOPPER_READING_TIME)
 
 
 def eventbridge_envelope(record: dict[str, Any], at: datetime) -> dict[str, Any]:
@@ -222,11 +243,20 @@ class SesEventEmitter:
             return []
         return [self.emit("send", message, at=message.sent_at), self.emit("delivery", message)]
 
-    def emit(self, kind: str, message: SentMessage, *, url: str | None = None, at: datetime | None = None) -> Emission:
+    def emit(
+        self,
+        kind: str,
+        message: SentMessage,
+        *,
+        url: str | None = None,
+        at: datetime | None = None,
+        user_agent: str | None = None,
+    ) -> Emission:
         if kind not in KINDS:
             raise ValueError(f"unknown SES event kind {kind!r}")
         moment = at or self.clock.now()
-        body = json.dumps(eventbridge_envelope(ses_record(kind, message, moment, url=url), moment))
+        record = ses_record(kind, message, moment, url=url, user_agent=user_agent)
+        body = json.dumps(eventbridge_envelope(record, moment))
         error: str | None = None
         response: Any = None
         for attempt in range(1, self.attempts + 1):

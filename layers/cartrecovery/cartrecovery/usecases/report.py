@@ -9,7 +9,20 @@ from typing import Any
 from cartrecovery.domain.measurement import ENTRY_STEP, HOLDOUT, TREATED, GroupFigures, lift
 from cartrecovery.ports import MessageLedger
 
-COLUMNS = ("sent", "delivered", "opened", "clicked", "converted", "revenue", "bounced", "complained", "unsubscribed")
+# ``clicked`` counts the shopper's clicks only; ``bot_clicked`` the messages whose links a machine followed
+# (a mail security scanner, a link preview: domain/bot_clicks.py). A message may count in both.
+COLUMNS = (
+    "sent",
+    "delivered",
+    "opened",
+    "clicked",
+    "bot_clicked",
+    "converted",
+    "revenue",
+    "bounced",
+    "complained",
+    "unsubscribed",
+)
 # Revenue of orders in another currency than the store's, kept apart by currency (``revenue_USD``): amounts
 # in different currencies cannot be added. Reported as ``revenue_other_currencies: {"USD": 49.99}``.
 OTHER_REVENUE = "revenue_"

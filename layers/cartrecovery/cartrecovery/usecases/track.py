@@ -1,7 +1,9 @@
 """Record one SES event (as delivered by EventBridge) against its message and the report counters.
 
 Counts are of unique messages: the ledger marks each kind once per message, so a message opened five
-times is one ``opened``. Hard bounces and complaints suppress the address for that store.
+times is one ``opened``. Hard bounces and complaints suppress the address for that store. A click made by a
+machine (a mail security scanner, a link preview, a script: ``domain.bot_clicks``) is marked and counted as
+``bot_clicked`` instead of ``clicked``, so a shopper's own click later still counts.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cartrecovery.clock import Clock, parse_rfc3339
+from cartrecovery.domain.bot_clicks import machine_click_reason
 from cartrecovery.ports import ContactBook, Mark, MessageLedger
 
 # SES eventType -> the report column it counts in.
@@ -25,6 +28,8 @@ COUNTED = {
     "Reject": "rejected",
     "Rendering Failure": "rendering_failed",
 }
+# A click a machine made: its own mark and column, so it never takes the message's ``clicked`` mark.
+MACHINE_CLICK = "bot_clicked"
 
 # SES eventType -> the EventBridge detail-type SES publishes it under. The template's rule forwards exactly
 # these to the tracking queue; a test holds the two together.
@@ -84,7 +89,12 @@ class SesEvent:
         at = _event_time(record, event_type) or clock.now()
         detail: dict[str, str] = {}
         if event_type == "Click":
-            detail["url"] = str((record.get("click") or {}).get("link", ""))[:1000]
+            click = record.get("click") or {}
+            detail["url"] = str(click.get("link", ""))[:1000]
+            reason = _machine_click(record, click)
+            if reason is not None:
+                kind = MACHINE_CLICK
+                detail["reason"] = reason
         if event_type == "Bounce":
             detail["bounce_type"] = str((record.get("bounce") or {}).get("bounceType", ""))
         # SES reports a delivery, bounce or complaint once per message: it goes straight to the counting write,
@@ -162,6 +172,24 @@ def counter_row(record: dict[str, Any]) -> dict[str, Any] | None:
     return {**values, "step": int(values["step"])}
 
 
+def _machine_click(record: dict[str, Any], click: dict[str, Any]) -> str | None:
+    """Why a Click event was a machine's, or None. Only the click's own time is weighed against the send's:
+    a click without one is not dated by the send (``_event_time``'s fallback), which would look too soon."""
+    user_agent = click.get("userAgent")
+    return machine_click_reason(
+        user_agent if isinstance(user_agent, str) else None,
+        _parsed_time(click.get("timestamp")),
+        _parsed_time((record.get("mail") or {}).get("timestamp")),
+    )
+
+
+def _parsed_time(text: Any) -> datetime | None:
+    try:
+        return parse_rfc3339(text) if isinstance(text, str) and text else None
+    except ValueError:
+        return None
+
+
 def _event_time(record: dict[str, Any], event_type: str) -> datetime | None:
     block = {
         "Delivery": "delivery",
@@ -171,8 +199,4 @@ def _event_time(record: dict[str, Any], event_type: str) -> datetime | None:
         "Complaint": "complaint",
     }.get(event_type)
     text = (record.get(block) or {}).get("timestamp") if block else None
-    text = text or (record.get("mail") or {}).get("timestamp")
-    try:
-        return parse_rfc3339(text) if text else None
-    except ValueError:
-        return None
+    return _parsed_time(text or (record.get("mail") or {}).get("timestamp"))
