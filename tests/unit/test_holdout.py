@@ -44,6 +44,15 @@ def shopper_in(world: World, group: str) -> str:
     raise AssertionError(f"no address in {group}")
 
 
+def first_step_fired(world: World, group: str) -> str:
+    """A shopper of ``group`` abandons cart c-1 and its first step fires; returns the shopper's address."""
+    email = shopper_in(world, group)
+    world.send(cart_updated(ABANDONED, email=email))
+    world.advance_to(STEP1_DUE)
+    world.fire_due()
+    return email
+
+
 def entry_rows(world: World) -> dict[str, dict[str, object]]:
     """The counters of entries, by group."""
     return {variant: values for (_, _, _, step, variant), values in world.ledger.counters.items() if step == 0}
@@ -102,10 +111,7 @@ def test_a_held_out_shopper_gets_no_email_and_the_entry_is_recorded() -> None:
 
 def test_a_held_out_cart_stays_out_of_the_flow_after_new_activity() -> None:
     world = holdout_world()
-    email = shopper_in(world, HOLDOUT)
-    world.send(cart_updated(ABANDONED, email=email))
-    world.advance_to(STEP1_DUE)
-    world.fire_due()
+    email = first_step_fired(world, HOLDOUT)
 
     world.send(cart_updated("2026-12-01T13:00:00+09:00", email=email))
     world.advance_to(START + timedelta(days=10))
@@ -187,10 +193,7 @@ def test_a_store_without_holdout_records_no_entries() -> None:
 
 def test_an_order_for_a_held_out_cart_converts_its_entry_once() -> None:
     world = holdout_world()
-    email = shopper_in(world, HOLDOUT)
-    world.send(cart_updated(ABANDONED, email=email))
-    world.advance_to(STEP1_DUE)
-    world.fire_due()
+    email = first_step_fired(world, HOLDOUT)
 
     world.send(order_placed("2026-12-02T10:00:00+09:00", email=email, total=5000))
     world.send(order_placed("2026-12-02T10:00:00+09:00", email=email, total=5000))  # sent again, new webhook-id
@@ -217,10 +220,7 @@ def test_an_order_converts_the_treated_email_and_the_entry_each_once() -> None:
 
 def test_an_order_naming_no_cart_finds_the_entry_by_address_within_the_window() -> None:
     world = holdout_world()
-    email = shopper_in(world, HOLDOUT)
-    world.send(cart_updated(ABANDONED, email=email))
-    world.advance_to(STEP1_DUE)
-    world.fire_due()
+    email = first_step_fired(world, HOLDOUT)
     window = measurement_window(DEFAULT_CART_RECOVERY)
     assert window == timedelta(days=7) - timedelta(hours=2) + timedelta(days=7)
 
@@ -235,10 +235,7 @@ def test_an_order_naming_no_cart_finds_the_entry_by_address_within_the_window() 
 
 def test_an_order_before_the_entry_does_not_convert_it() -> None:
     world = holdout_world()
-    email = shopper_in(world, HOLDOUT)
-    world.send(cart_updated(ABANDONED, email=email))
-    world.advance_to(STEP1_DUE)
-    world.fire_due()
+    email = first_step_fired(world, HOLDOUT)
 
     world.send(order_placed("2026-12-01T11:00:00+09:00", cart_id=None, email=email, order_id="o-before"))
 
