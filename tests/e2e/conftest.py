@@ -51,6 +51,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cartrecovery.signing import sign, sign_shopify
+from cartrecovery.usecases.report import COLUMNS as REPORT_COLUMNS
 
 CLOCK_START = "2026-12-01T10:00:00+09:00"
 DEMO_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks test vector's secret
@@ -59,18 +60,6 @@ STORE_ID = "demo"
 START_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 60.0
 TOKYO = ZoneInfo("Asia/Tokyo")
-REPORT_COLUMNS = (
-    "sent",
-    "delivered",
-    "opened",
-    "clicked",
-    "bot_clicked",
-    "converted",
-    "revenue",
-    "bounced",
-    "complained",
-    "unsubscribed",
-)
 
 
 # ---- builders ----

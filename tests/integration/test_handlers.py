@@ -216,16 +216,29 @@ def counters(svc: Services) -> dict[str, Any]:
     return {f"{r['day']}#{r['step']}": r for r in rows}
 
 
+def fire_armed(env: Stack, cart_id: str = "c-1") -> Any:
+    """The cart's armed schedule fires: the clock moves on to its time (never back) and the send function
+    gets the schedule's input, as Scheduler gives it. Returns the function's answer."""
+    cart = env.svc.carts.get("tea-shop", cart_id)
+    assert cart is not None and cart.timer is not None
+    env.clock.set(max(env.clock.now(), cart.timer.due_at))
+    payload = scheduler_input(env.svc, cart.timer.schedule_name, env.deployment.schedule_group)
+    return env.handlers.invoke("send", payload)
+
+
+def hold_coupon_back_from_clickers(env: Stack) -> None:
+    """The store's coupon (step 2) goes only to shoppers who did not click an earlier email."""
+    coupon = {"code": "COMEBACK10", "description": "10%オフ", "only_if_not_clicked": True}
+    settings = StoreSettings.from_dict(env.deployment.store_settings(coupon=coupon))
+    env.svc.stores.save(dataclasses.replace(env.store, settings=settings))
+
+
 def send_step_one(env: Stack) -> tuple[str, Any]:
     """A cart abandoned now and its first reminder sent two hours later; returns (message id, parsed email)."""
-    handlers, deployment, svc, clock, outbox = env.handlers, env.deployment, env.svc, env.clock, env.outbox
-    assert post_event(env, cart_event(clock.now())).status == 202
-    cart = svc.carts.get("tea-shop", "c-1")
-    assert cart is not None and cart.timer is not None
-    clock.set(cart.timer.due_at)
-    result = handlers.invoke("send", scheduler_input(svc, cart.timer.schedule_name, deployment.schedule_group))
+    assert post_event(env, cart_event(env.clock.now())).status == 202
+    result = fire_armed(env)
     assert result["action"] == "sent", result
-    [sent] = outbox()
+    [sent] = env.outbox()
     assert sent.id == result["message_id"]
     return sent.id, email.message_from_bytes(sent.raw_data.encode(), policy=email.policy.default)
 
@@ -509,19 +522,14 @@ def test_step_one_is_sent_once_even_when_the_schedule_fires_twice(env: Stack) ->
 
 
 def test_a_store_that_holds_the_coupon_back_from_clickers_skips_step_two_after_a_click(env: Stack) -> None:
-    coupon = {"code": "COMEBACK10", "description": "10%オフ", "only_if_not_clicked": True}
-    settings = StoreSettings.from_dict(env.deployment.store_settings(coupon=coupon))
-    env.svc.stores.save(dataclasses.replace(env.store, settings=settings))
+    hold_coupon_back_from_clickers(env)
     message_id, _ = send_step_one(env)
     click = ses_record("Click", message_id, "2026-12-01T05:10:00.000Z", link="https://shop.example.jp/cart")
     assert env.handlers.invoke("tracking", sqs_ses_event(click)) == {"batchItemFailures": []}
 
     cart = env.svc.carts.get("tea-shop", "c-1")
     assert cart is not None and cart.timer is not None and cart.timer.step == 2
-    env.clock.set(cart.timer.due_at)
-    result = env.handlers.invoke(
-        "send", scheduler_input(env.svc, cart.timer.schedule_name, env.deployment.schedule_group)
-    )
+    result = fire_armed(env)
 
     assert (result["action"], result["reason"]) == ("skipped", "clicked_earlier")
     assert len(env.outbox()) == 1
@@ -544,12 +552,7 @@ def test_a_holdout_store_sends_to_one_group_only_and_credits_orders_to_both(env:
         body = cart_updated(at, f"c-{group}", address, items=[item_body()], consent_at=at)
         assert post_event(env, body).status == 202
     env.clock.set(env.clock.now() + timedelta(hours=2, minutes=1))
-    results = {}
-    for group in (HOLDOUT, TREATED):
-        cart = env.svc.carts.get("tea-shop", f"c-{group}")
-        assert cart is not None and cart.timer is not None
-        payload = scheduler_input(env.svc, cart.timer.schedule_name, env.deployment.schedule_group)
-        results[group] = env.handlers.invoke("send", payload)
+    results = {group: fire_armed(env, f"c-{group}") for group in (HOLDOUT, TREATED)}
 
     assert (results[HOLDOUT]["action"], results[HOLDOUT]["reason"]) == ("skipped", "holdout")
     assert results[TREATED]["action"] == "sent"
@@ -580,9 +583,7 @@ def test_a_holdout_store_sends_to_one_group_only_and_credits_orders_to_both(env:
 def test_a_mail_scanners_click_does_not_hold_the_coupon_back(env: Stack) -> None:
     """A security gateway follows step 1's link two seconds after the send, with a browser's user agent: no
     shopper clicked, so the coupon email still goes."""
-    coupon = {"code": "COMEBACK10", "description": "10%オフ", "only_if_not_clicked": True}
-    settings = StoreSettings.from_dict(env.deployment.store_settings(coupon=coupon))
-    env.svc.stores.save(dataclasses.replace(env.store, settings=settings))
+    hold_coupon_back_from_clickers(env)
     message_id, _ = send_step_one(env)
     scan = ses_record("Click", message_id, "2026-12-01T03:00:02.000Z", link="https://shop.example.jp/cart")
     assert env.handlers.invoke("tracking", sqs_ses_event(scan)) == {"batchItemFailures": []}
@@ -590,10 +591,7 @@ def test_a_mail_scanners_click_does_not_hold_the_coupon_back(env: Stack) -> None
 
     cart = env.svc.carts.get("tea-shop", "c-1")
     assert cart is not None and cart.timer is not None and cart.timer.step == 2
-    env.clock.set(cart.timer.due_at)
-    result = env.handlers.invoke(
-        "send", scheduler_input(env.svc, cart.timer.schedule_name, env.deployment.schedule_group)
-    )
+    result = fire_armed(env)
 
     assert result["action"] == "sent", result
     assert len(env.outbox()) == 2
@@ -633,11 +631,7 @@ def test_a_hard_bounce_suppresses_the_address_and_stops_the_next_step(env: Stack
     assert env.handlers.invoke("tracking", sqs_ses_event(hard)) == {"batchItemFailures": []}
 
     assert contact(env).suppressed_reason == "bounced"
-    cart = env.svc.carts.get("tea-shop", "c-1")
-    env.clock.set(cart.timer.due_at)
-    result = env.handlers.invoke(
-        "send", scheduler_input(env.svc, cart.timer.schedule_name, env.deployment.schedule_group)
-    )
+    result = fire_armed(env)
     assert (result["action"], result["reason"]) == ("skipped", "suppressed")
     assert len(env.outbox()) == 1
 

@@ -66,8 +66,19 @@ def test_groups_are_drawn_per_address_and_flow_in_the_set_share() -> None:
     held = sum(group_for(h, FLOW, 20) == HOLDOUT for h in hashes)
     assert 1840 <= held <= 2160  # 20% of 10,000 within four standard deviations (40)
     assert all(group_for(h, FLOW, 0) == TREATED for h in hashes[:500])
-    # The same address always lands in the same group; another flow draws apart.
-    assert [group_for(h, FLOW, 20) for h in hashes[:200]] == [group_for(h, FLOW, 20) for h in hashes[:200]]
+    # The draw is pinned: changing it would move running shoppers between groups.
+    assert [group_for(h, FLOW, 50) for h in hashes[:8]] == [
+        HOLDOUT,
+        TREATED,
+        HOLDOUT,
+        TREATED,
+        TREATED,
+        TREATED,
+        HOLDOUT,
+        TREATED,
+    ]
+    # Raising the share only moves emailed shoppers into the holdout, never one back; another flow draws apart.
+    assert all(group_for(h, FLOW, 50) == HOLDOUT for h in hashes if group_for(h, FLOW, 20) == HOLDOUT)
     assert [group_for(h, FLOW, 50) for h in hashes[:200]] != [group_for(h, "browse", 50) for h in hashes[:200]]
 
 

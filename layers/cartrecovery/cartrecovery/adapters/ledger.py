@@ -24,7 +24,7 @@ from typing import Any
 from cartrecovery.adapters.dynamo_codec import from_item, to_attr, to_item
 from cartrecovery.adapters.errors import error_code
 from cartrecovery.clock import parse_rfc3339
-from cartrecovery.domain.measurement import order_once
+from cartrecovery.domain.measurement import ENTERED, order_once
 from cartrecovery.ports import Mark, MessageRecord
 
 MESSAGE_RETENTION = timedelta(days=400)
@@ -132,7 +132,7 @@ class DynamoMessageLedger:
         self._record(message, "sent")
 
     def record_entry(self, entry: MessageRecord) -> None:
-        self._record(entry, "entered")
+        self._record(entry, ENTERED)
 
     def _record(self, message: MessageRecord, column: str) -> None:
         """Put the message's item and count it in ``column`` of its row, once: a repeat changes nothing."""

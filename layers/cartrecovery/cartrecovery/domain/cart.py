@@ -100,9 +100,18 @@ class CartState:
     def step_record(self, flow: str, step: int) -> StepRecord | None:
         return self.steps.get(step_key(flow, step))
 
+    def flow_records(self, flow: str) -> list[StepRecord]:
+        """The outcomes of ``flow``'s steps on this cart (whichever steps the flow lists now)."""
+        return [record for key, record in self.steps.items() if flow_of(key) == flow]
+
 
 def step_key(flow: str, step: int) -> str:
     return f"{flow}#{step}"
+
+
+def flow_of(key: str) -> str:
+    """The flow of a ``step_key``."""
+    return key.rpartition("#")[0]
 
 
 def merge_customer(old: Customer, new: Customer | None) -> Customer:

@@ -27,6 +27,7 @@ TREATED = "treated"
 HOLDOUT = "holdout"
 # Entries are counted in report rows of their own, apart from the emails' steps (which start at 1).
 ENTRY_STEP = 0
+ENTERED = "entered"  # the counter of carts that entered a flow (an entry row's "sent")
 ENTRY_PREFIX = "entry#"
 Z_95 = 1.959964
 

@@ -19,7 +19,7 @@ def due_at(cart: CartState, step: FlowStep) -> datetime:
 
 def next_step(cart: CartState, flow: Flow) -> FlowStep | None:
     """The first step of the flow with no outcome yet on this cart; none once the cart is held out of it."""
-    if any(r.status == HELD_OUT for key, r in cart.steps.items() if key.rpartition("#")[0] == flow.name):
+    if any(record.status == HELD_OUT for record in cart.flow_records(flow.name)):
         return None
     return next((s for s in flow.steps if step_key(flow.name, s.step) not in cart.steps), None)
 

@@ -19,7 +19,7 @@ from cartrecovery.clock import isoformat
 from cartrecovery.email.overrides import flow_steps
 from cartrecovery.local.demo import DEMO_STORE_ID
 from cartrecovery.local.runtime import LocalRuntime
-from cartrecovery.usecases.report import COLUMNS, build_report
+from cartrecovery.usecases.report import COLUMNS, build_report, lift_sentence
 
 OUTBOX_LIMIT = 100
 CARTS_LIMIT = 100
@@ -74,12 +74,7 @@ PAGE = """<!doctype html>
  <td class="num">{{ "-" if g.revenue_per_cart is none else g.revenue_per_cart }}</td></tr>
  {% endfor %}
 </table>
-<p class="lift">{% if flow.lift is none %}Lift: measured once both groups have carts.{% else %}
- Lift: {{ "%+.1f"|format(flow.lift.conversion_rate * 100) }} points
- (95% interval {{ "%+.1f"|format(flow.lift.interval_95[0] * 100) }}
- to {{ "%+.1f"|format(flow.lift.interval_95[1] * 100) }},
- {{ "significant" if flow.lift.significant else "not significant" }}),
- incremental revenue {{ flow.lift.incremental_revenue }}{% endif %}</p>
+<p class="lift">{{ lift_sentence(flow.lift)|capitalize }}</p>
 {% endfor %}
 
 <h2>Email preview</h2>
@@ -221,6 +216,7 @@ def render_console(runtime: LocalRuntime, store_id: str = DEMO_STORE_ID) -> str:
         "advances": ADVANCES,
         "columns": COLUMNS,
         "report": report,
+        "lift_sentence": lift_sentence,
         "outbox": outbox,
         "outbox_total": len(messages),
         "ses_kinds": ("delivery", "open", "click", "bounce", "complaint"),

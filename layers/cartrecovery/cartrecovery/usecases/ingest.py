@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cartrecovery.clock import Clock, isoformat, parse_rfc3339
-from cartrecovery.domain.cart import SENT, CartState, Decision, Timer, activity_snapshot, fold
+from cartrecovery.domain.cart import SENT, CartState, Decision, Timer, activity_snapshot, flow_of, fold
 from cartrecovery.domain.events import CART_ACTIVITY, Event
 from cartrecovery.domain.measurement import ATTRIBUTION_WINDOW, measurement_window, order_once
 from cartrecovery.domain.store import Store
@@ -204,7 +204,7 @@ class IngestEvent:
         came within the entry's measurement window. The address is read only when the store measures a holdout
         group now (or was read already): a store without one records no entries."""
         entries = [
-            (record.at, key.rpartition("#")[0], record.entry_id)
+            (record.at, flow_of(key), record.entry_id)
             for key, record in (cart.steps.items() if cart is not None else ())
             if record.entry_id
         ]

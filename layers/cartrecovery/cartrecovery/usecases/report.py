@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from cartrecovery.domain.measurement import ENTRY_STEP, HOLDOUT, TREATED, GroupFigures, lift
+from cartrecovery.domain.measurement import ENTERED, ENTRY_STEP, HOLDOUT, TREATED, GroupFigures, lift
 from cartrecovery.ports import MessageLedger
 
 # ``clicked`` counts the shopper's clicks only; ``bot_clicked`` the messages whose links a machine followed
@@ -27,6 +27,11 @@ COLUMNS = (
 # in different currencies cannot be added. Reported as ``revenue_other_currencies: {"USD": 49.99}``.
 OTHER_REVENUE = "revenue_"
 OTHER_CURRENCIES = "revenue_other_currencies"
+
+
+# What an entry row counts: carts that entered the flow in the group, those an order converted, their revenue
+# (in the store's currency; other currencies' orders count as conversions, their amounts are left out).
+ENTRY_COLUMNS = (ENTERED, "converted", "revenue")
 
 
 def revenue_column(currency: str, store_currency: str) -> str:
@@ -74,18 +79,13 @@ def build_report(ledger: MessageLedger, store_id: str, day_from: date, day_to: d
     }
 
 
-# What an entry row counts: carts that entered the flow in the group, those an order converted, their revenue
-# (in the store's currency; other currencies' orders count as conversions, their amounts are left out).
-ENTRY_COLUMNS = ("entered", "converted", "revenue")
-
-
 def _holdout(flow: str, entries: dict[tuple[str, str], dict[str, Decimal]]) -> dict[str, Any]:
     """One flow's treated and held-out groups, over carts that entered it in the report's days, and the lift."""
     groups = {}
     for group in (TREATED, HOLDOUT):
         counts = entries.get((flow, group), {})
         groups[group] = GroupFigures(
-            int(counts.get("entered", 0)), int(counts.get("converted", 0)), counts.get("revenue", Decimal(0))
+            int(counts.get(ENTERED, 0)), int(counts.get("converted", 0)), counts.get("revenue", Decimal(0))
         )
     measured = lift(groups[TREATED], groups[HOLDOUT])
     return {
@@ -111,17 +111,19 @@ def holdout_summary(flow: dict[str, Any]) -> list[str]:
         lines.append(
             f"  {label:>8}: {group['carts']} carts, {group['converted']} converted ({rate}), revenue {group['revenue']}"
         )
-    measured = flow["lift"]
+    return [*lines, "  " + lift_sentence(flow["lift"])]
+
+
+def lift_sentence(measured: dict[str, Any] | None) -> str:
+    """The report's ``lift`` of a flow as a sentence (the CLI's table and the console show the same)."""
     if measured is None:
-        lines.append("  lift: not measured until both groups have carts")
-    else:
-        low, high = measured["interval_95"]
-        verdict = "significant" if measured["significant"] else "not significant"
-        lines.append(
-            f"  lift: {measured['conversion_rate'] * 100:+.1f} points (95% interval {low * 100:+.1f} to "
-            f"{high * 100:+.1f}, {verdict}), incremental revenue {measured['incremental_revenue']}"
-        )
-    return lines
+        return "lift: not measured until both groups have carts"
+    low, high = measured["interval_95"]
+    verdict = "significant" if measured["significant"] else "not significant"
+    return (
+        f"lift: {measured['conversion_rate'] * 100:+.1f} points (95% interval {low * 100:+.1f} to "
+        f"{high * 100:+.1f}, {verdict}), incremental revenue {measured['incremental_revenue']}"
+    )
 
 
 def _group(figures: GroupFigures) -> dict[str, Any]:

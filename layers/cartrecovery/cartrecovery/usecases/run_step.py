@@ -496,8 +496,7 @@ def _entering(cart: CartState, flow: str) -> bool:
     """Whether this step would be the cart's first email of the flow: no step of it sent, claimed or unsure
     (steps skipped as too late do not count), and no entry recorded. Only then is a group drawn: a cart that
     had an email before its store set a holdout stays treated."""
-    mine = [r for key, r in cart.steps.items() if key.rpartition("#")[0] == flow]
-    return not any(r.status != SKIPPED or r.entry_id for r in mine)
+    return not any(r.status != SKIPPED or r.entry_id for r in cart.flow_records(flow))
 
 
 def _group(store: Store, cart: CartState, flow: Flow) -> str:

@@ -81,7 +81,8 @@ class SesEvent:
         kind = COUNTED.get(event_type)
         if kind is None or not message_id:
             return None
-        if event_type == "Click" and is_unsubscribe_link(str((record.get("click") or {}).get("link", ""))):
+        click = record.get("click") or {}
+        if event_type == "Click" and is_unsubscribe_link(str(click.get("link", ""))):
             # Opening the unsubscribe page is not interest in the shop: it counts no click (and so cannot
             # hold back a coupon step set to go only to shoppers who did not click). The shipped footers
             # mark the link ses:no-track; a store's own footer may not.
@@ -89,7 +90,6 @@ class SesEvent:
         at = _event_time(record, event_type) or clock.now()
         detail: dict[str, str] = {}
         if event_type == "Click":
-            click = record.get("click") or {}
             detail["url"] = str(click.get("link", ""))[:1000]
             reason = _machine_click(record, click)
             if reason is not None:
