@@ -128,3 +128,35 @@ def test_the_console_compares_a_holdout_stores_groups(local_stack: Any, tab: Any
     assert cells["held out"][1:3] == [str(held), "0"]
     rate = 100 / len(emailed)
     assert page.locator("p.lift").inner_text().startswith(f"Lift: {rate:+.1f} points")
+
+
+def test_the_console_sets_a_steps_variants_against_each_other(local_stack: Any, tab: Any) -> None:
+    """A store testing two subject lines on step 1: the console shows each variant's sends, clicks and orders,
+    and b against a."""
+    stack, page = local_stack, tab.page
+    steps = [{"step": 1, "delay_seconds": 2 * 3600, "variants": ["a", "b"]}]
+    store_id, secret = stack.new_store({"flows": {"cart_recovery": {"steps": steps}}})
+    stack.advance_to_local_time(10)
+    shoppers = {stack.new_id(): stack.unique_email("console-ab") for _ in range(12)}
+    for cart_id, email in shoppers.items():
+        assert stack.post_event(stack.cart_event(cart_id, email, stack.now()), secret=secret, store=store_id)[0] == 202
+    stack.advance(2 * 3600 + 60)
+    variants = {c: stack.cart_view(c, store=store_id)["steps"]["cart_recovery#1"]["variant"] for c in shoppers}
+    sent = {v: sum(1 for drawn in variants.values() if drawn == v) for v in ("a", "b")}
+    assert sent["a"] and sent["b"], "12 shoppers all drew one variant"
+    bought = next(c for c, v in variants.items() if v == "b")
+    order = stack.order_event(bought, shoppers[bought], stack.now(), total=3000)
+    assert stack.post_event(order, secret=secret, store=store_id)[0] == 202
+
+    page.goto(f"{stack.base_url}/_local/?store={store_id}")
+
+    assert page.get_by_role("heading", name="A/B test: cart_recovery step 1").is_visible()
+    rows = page.locator("table.ab-test").locator("tr", has=page.locator("td")).all()
+    cells = {row.locator("td").first.inner_text().split()[0]: row.locator("td").all_inner_texts() for row in rows}
+    assert cells["a"][0] == "a (control)"
+    assert (cells["a"][1], cells["a"][5]) == (str(sent["a"]), "0")
+    assert (cells["b"][1], cells["b"][5], cells["b"][7]) == (str(sent["b"]), "1", "3000")
+    comparison = page.locator("p.ab-comparison").inner_text()
+    assert comparison.startswith("b against a: clicks +0.0 points")
+    assert f"conversions {100 / sent['b']:+.1f} points" in comparison
+    assert comparison.endswith("not significant)")

@@ -301,7 +301,7 @@ def test_a_holdout_store_emails_one_group_and_reports_the_lift_against_the_other
 
 def test_a_step_with_two_variants_sends_each_shopper_one_subject_and_reports_each(local_stack: LocalStack) -> None:
     """An A/B test of step 1's subject line over HTTP: shoppers split between the shipped wordings, and the
-    report (JSON and table) counts each variant in its own row."""
+    report (JSON and table) counts each variant in its own row and sets b against a."""
     stack = local_stack
     steps = [
         {"step": 1, "delay_seconds": 2 * HOUR, "variants": ["a", "b"]},
@@ -333,6 +333,17 @@ def test_a_step_with_two_variants_sends_each_shopper_one_subject_and_reports_eac
     rows = {row["variant"]: row for row in stack.report(store=store_id)["rows"]}
     assert (rows["a"]["sent"], rows["b"]["sent"]) == (len(by_variant["a"]), len(by_variant["b"]))
     assert (rows["a"]["converted"], rows["b"]["converted"]) == (0, 1)
+    (test,) = stack.report(store=store_id)["ab_tests"]
+    assert (test["flow"], test["step"], test["control"]) == ("cart_recovery", 1, "a")
+    assert [(v["variant"], v["sent"], v["converted"]) for v in test["variants"]] == [
+        ("a", len(by_variant["a"]), 0),
+        ("b", len(by_variant["b"]), 1),
+    ]
+    (comparison,) = test["comparisons"]
+    assert comparison["conversion_rate"]["difference"] == round(1 / len(by_variant["b"]), 4)
+    assert comparison["conversion_rate"]["significant"] is False  # one order among 16 shoppers
     table = stack.cli("report", "--store", store_id)
     assert table.returncode == 0, table.stderr
     assert sum(line.split()[:3] == ["cart_recovery", "1", "b"] for line in table.stdout.splitlines()) == 1
+    assert "A/B test, cart_recovery step 1 (against a):" in table.stdout
+    assert f"b: {len(by_variant['b'])} sent, 0 clicked (0.0%), 1 converted" in table.stdout

@@ -6,13 +6,13 @@ import dataclasses
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from cartrecovery.domain.measurement import variant_for
+from cartrecovery.domain.measurement import Z_95, family_z, variant_for
 from cartrecovery.domain.store import DEFAULT_CART_RECOVERY, FlowStep, StoreSettings, settings_shape_problem
 from cartrecovery.identity import email_hash
 from cartrecovery.tokens import verify
-from cartrecovery.usecases.report import build_report
+from cartrecovery.usecases.report import ab_summary, build_report
 from cartrecovery.usecases.run_step import StepOutcome
-from tests.fakes import World, cart_updated, order_placed, store_settings
+from tests.fakes import FakeLedger, World, cart_updated, order_placed, store_settings
 
 START = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo
 ABANDONED = "2026-12-01T10:00:00+09:00"
@@ -94,6 +94,112 @@ def test_the_report_counts_each_variant_in_its_own_row() -> None:
     assert {v: rows[v]["sent"] for v in rows} == dict(drawn)
     assert rows[bought]["converted"] == 1 and rows[bought]["revenue"] == 3000
     assert report["totals"]["sent"] == 10
+
+
+def counted(rows: dict[tuple[str, int, str], dict[str, object]], days: tuple[str, ...] = ("2026-12-01",)) -> FakeLedger:
+    """A ledger whose counters hold ``rows`` ((flow, step, variant) -> counts), split evenly over ``days``."""
+    ledger = FakeLedger()
+    for (flow, step, variant), counts in rows.items():
+        for day in days:
+            ledger.counters[("shop-1", day, flow, step, variant)] = {
+                k: v // len(days)
+                for k, v in counts.items()  # type: ignore[operator]
+            }
+    return ledger
+
+
+def ab_tests(ledger: FakeLedger) -> list[dict[str, object]]:
+    return build_report(ledger, "shop-1", START.date(), START.date() + timedelta(days=1))["ab_tests"]  # type: ignore[no-any-return]
+
+
+def adjusted_interval(hits: int, sent: int, base_hits: int, base_sent: int, z: float) -> tuple[float, float]:
+    """Agresti and Caffo's interval, written out here apart from the code under test."""
+    p, q = (hits + 1) / (sent + 2), (base_hits + 1) / (base_sent + 2)
+    spread = (p * (1 - p) / (sent + 2) + q * (1 - q) / (base_sent + 2)) ** 0.5
+    return p - q - z * spread, p - q + z * spread
+
+
+def test_the_report_sets_each_variant_of_a_step_against_the_control() -> None:
+    a = {"sent": 1000, "opened": 400, "clicked": 50, "converted": 10, "revenue": 41600}
+    b = {"sent": 1000, "opened": 420, "clicked": 90, "converted": 14, "revenue": 58240}
+    ledger = counted({(FLOW, 1, "a"): a, (FLOW, 1, "b"): b, (FLOW, 2, "a"): a}, days=("2026-12-01", "2026-12-02"))
+
+    (test,) = ab_tests(ledger)  # step 2 sent one variant: nothing to compare
+
+    assert (test["flow"], test["step"], test["control"]) == (FLOW, 1, "a")
+    assert test["variants"] == [
+        {
+            "variant": "a",
+            **a,
+            "open_rate": 0.4,
+            "click_rate": 0.05,
+            "conversion_rate": 0.01,
+            "revenue_per_email": 41.6,
+        },
+        {
+            "variant": "b",
+            **b,
+            "open_rate": 0.42,
+            "click_rate": 0.09,
+            "conversion_rate": 0.014,
+            "revenue_per_email": 58.24,
+        },
+    ]
+    (comparison,) = test["comparisons"]  # type: ignore[misc]
+    assert comparison["variant"] == "b"
+    clicks, conversions = comparison["click_rate"], comparison["conversion_rate"]
+    assert clicks["difference"] == 0.04
+    assert clicks["interval_95"] == [round(x, 4) for x in adjusted_interval(90, 1000, 50, 1000, Z_95)]
+    assert clicks["significant"] is True  # 9% against 5% of a thousand emails each
+    assert conversions["difference"] == 0.004
+    assert conversions["significant"] is False  # 14 orders against 10 could be chance
+    lines = ab_summary(test)
+    assert lines[0] == "A/B test, cart_recovery step 1 (against a):"
+    assert lines[2] == "         b: 1000 sent, 90 clicked (9.0%), 14 converted (1.4%), revenue 58240"
+    assert lines[3] == (
+        "  b against a: clicks +4.0 points (95% interval +1.8 to +6.2, significant);"
+        " conversions +0.4 points (95% interval -0.6 to +1.4, not significant)"
+    )
+
+
+def test_more_variants_widen_each_interval_so_the_set_holds_at_95_percent() -> None:
+    counts = {"sent": 500, "opened": 0, "clicked": 40, "converted": 5, "revenue": 0}
+    better = {**counts, "clicked": 62}
+    two = ab_tests(counted({(FLOW, 1, "a"): counts, (FLOW, 1, "b"): better}))
+    four = ab_tests(counted({(FLOW, 1, v): better if v == "b" else counts for v in ("a", "b", "c", "d")}))
+
+    (b_of_two,) = two[0]["comparisons"]  # type: ignore[index]
+    b_of_four = four[0]["comparisons"][0]  # type: ignore[index]
+    assert [c["variant"] for c in four[0]["comparisons"]] == ["b", "c", "d"]  # type: ignore[index]
+    assert family_z(1) == Z_95 and 2.39 < family_z(3) < 2.40  # 0.05 / 3 on each comparison
+    assert b_of_two["click_rate"]["interval_95"] == [round(x, 4) for x in adjusted_interval(62, 500, 40, 500, Z_95)]
+    assert b_of_four["click_rate"]["interval_95"] == [
+        round(x, 4) for x in adjusted_interval(62, 500, 40, 500, family_z(3))
+    ]
+    # 12.4% against 8% clears the bar of one comparison, not the wider bar of three at once.
+    assert b_of_two["click_rate"]["significant"] is True
+    assert b_of_four["click_rate"]["significant"] is False
+
+
+def test_without_an_a_variant_the_first_by_name_is_the_control() -> None:
+    counts = {"sent": 10, "opened": 1, "clicked": 1, "converted": 0, "revenue": 0}
+    (test,) = ab_tests(counted({(FLOW, 1, "long"): counts, (FLOW, 1, "short"): counts}))
+
+    assert test["control"] == "long"
+    assert [c["variant"] for c in test["comparisons"]] == ["short"]  # type: ignore[attr-defined]
+
+
+def test_a_variant_that_sent_nothing_in_the_days_is_not_compared() -> None:
+    counts = {"sent": 10, "opened": 1, "clicked": 1, "converted": 0, "revenue": 0}
+    late = {"sent": 0, "opened": 1, "clicked": 0, "converted": 0, "revenue": 0}  # an open of an earlier email
+
+    (test,) = ab_tests(counted({(FLOW, 1, "a"): counts, (FLOW, 1, "b"): late}))
+
+    assert test["variants"][1]["click_rate"] is None  # type: ignore[index]
+    assert test["comparisons"][0]["click_rate"] is None  # type: ignore[index]
+    assert ab_summary(test)[-1] == (
+        "  b against a: clicks not measured until both have sent; conversions not measured until both have sent"
+    )
 
 
 def test_step_variants_are_checked_and_kept() -> None:

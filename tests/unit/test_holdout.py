@@ -299,14 +299,25 @@ def test_the_report_compares_the_groups() -> None:
 
 
 def test_lift_and_its_interval() -> None:
-    measured = lift(GroupFigures(100, 20, Decimal(20000)), GroupFigures(100, 10, Decimal(9000)))
+    measured = lift(GroupFigures(100, 30, Decimal(30000)), GroupFigures(100, 10, Decimal(9000)))
     assert measured is not None
-    assert measured.points == pytest.approx(0.10)
-    # sqrt(0.2 * 0.8 / 100 + 0.1 * 0.9 / 100) = 0.05
+    assert measured.points == pytest.approx(0.20)
+    # One success and one failure added a side: 31/102 and 11/102, centred on 0.196078, spread
+    # sqrt(31/102 * 71/102 / 102 + 11/102 * 91/102 / 102) = 0.054930.
     assert (measured.low, measured.high) == (
-        pytest.approx(0.10 - 1.959964 * 0.05),
-        pytest.approx(0.10 + 1.959964 * 0.05),
+        pytest.approx(0.196078 - 1.959964 * 0.054930, abs=1e-6),
+        pytest.approx(0.196078 + 1.959964 * 0.054930, abs=1e-6),
     )
     assert measured.significant
-    assert measured.incremental_revenue == Decimal(11000)
+    assert measured.incremental_revenue == Decimal(21000)
     assert lift(GroupFigures(10, 1, Decimal(0)), GroupFigures(0, 0, Decimal(0))) is None
+
+
+def test_a_small_group_with_no_orders_is_not_taken_as_certain() -> None:
+    """5 of 50 emailed carts bought and none of 10 held out: the plain interval (0.018 to 0.18) would call
+    that significant, as if ten carts had shown the held-out rate to be exactly zero."""
+    measured = lift(GroupFigures(50, 5, Decimal(0)), GroupFigures(10, 0, Decimal(0)))
+    assert measured is not None
+    assert measured.points == pytest.approx(0.10)
+    assert measured.low < 0 < measured.high
+    assert not measured.significant

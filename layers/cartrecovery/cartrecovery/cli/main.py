@@ -40,7 +40,7 @@ from cartrecovery.domain.text import has_unpaired_surrogate
 from cartrecovery.ports import AlreadyExists, UnknownStore
 from cartrecovery.settings import INGEST_STORE_CACHE_SECONDS
 from cartrecovery.usecases.erase import erase_shopper
-from cartrecovery.usecases.report import COLUMNS, build_report, holdout_summary
+from cartrecovery.usecases.report import COLUMNS, ab_summary, build_report, holdout_summary
 from cartrecovery.usecases.stores import InvalidStore, create_store, revoke_secrets, rotate_secret, update_store
 from cartrecovery.usecases.templates import unsendable_step
 from cartrecovery.wiring import Services
@@ -283,6 +283,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         print("revenue of orders in other currencies: " + ", ".join(f"{c} {a}" for c, a in other.items()))
     for flow in report["holdout"]:
         print("\n".join(holdout_summary(flow)))
+    for test in report["ab_tests"]:
+        print("\n".join(ab_summary(test)))
     return 0
 
 

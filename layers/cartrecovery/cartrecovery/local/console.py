@@ -19,7 +19,7 @@ from cartrecovery.clock import isoformat
 from cartrecovery.email.overrides import flow_steps
 from cartrecovery.local.demo import DEMO_STORE_ID
 from cartrecovery.local.runtime import LocalRuntime
-from cartrecovery.usecases.report import COLUMNS, build_report, lift_sentence
+from cartrecovery.usecases.report import COLUMNS, build_report, comparison_sentence, lift_sentence, percent_text
 
 OUTBOX_LIMIT = 100
 CARTS_LIMIT = 100
@@ -75,6 +75,22 @@ PAGE = """<!doctype html>
  {% endfor %}
 </table>
 <p class="lift">{{ lift_sentence(flow.lift)|capitalize }}</p>
+{% endfor %}
+{% for test in report.ab_tests %}
+<h3>A/B test: {{ test.flow }} step {{ test.step }}</h3>
+<table class="ab-test">
+ <tr><th>variant</th><th>sent</th><th>open rate</th><th>clicked</th><th>click rate</th><th>converted</th>
+ <th>conversion rate</th><th>revenue</th><th>revenue per email</th></tr>
+ {% for v in test.variants %}
+ <tr><td>{{ v.variant }}{% if v.variant == test.control %} <span class="muted">(control)</span>{% endif %}</td>
+ <td class="num">{{ v.sent }}</td><td class="num">{{ percent_text(v.open_rate) }}</td>
+ <td class="num">{{ v.clicked }}</td><td class="num">{{ percent_text(v.click_rate) }}</td>
+ <td class="num">{{ v.converted }}</td><td class="num">{{ percent_text(v.conversion_rate) }}</td>
+ <td class="num">{{ v.revenue }}</td>
+ <td class="num">{{ "-" if v.revenue_per_email is none else v.revenue_per_email }}</td></tr>
+ {% endfor %}
+</table>
+{% for c in test.comparisons %}<p class="ab-comparison">{{ comparison_sentence(c, test.control) }}</p>{% endfor %}
 {% endfor %}
 
 <h2>Email preview</h2>
@@ -217,6 +233,8 @@ def render_console(runtime: LocalRuntime, store_id: str = DEMO_STORE_ID) -> str:
         "columns": COLUMNS,
         "report": report,
         "lift_sentence": lift_sentence,
+        "comparison_sentence": comparison_sentence,
+        "percent_text": percent_text,
         "outbox": outbox,
         "outbox_total": len(messages),
         "ses_kinds": ("delivery", "open", "click", "bounce", "complaint"),

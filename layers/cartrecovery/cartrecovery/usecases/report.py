@@ -6,7 +6,17 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from cartrecovery.domain.measurement import ENTERED, ENTRY_STEP, HOLDOUT, TREATED, GroupFigures, lift
+from cartrecovery.domain.measurement import (
+    ENTERED,
+    ENTRY_STEP,
+    HOLDOUT,
+    TREATED,
+    Difference,
+    GroupFigures,
+    family_z,
+    lift,
+    rate_difference,
+)
 from cartrecovery.ports import MessageLedger
 
 # ``clicked`` counts the shopper's clicks only; ``bot_clicked`` the messages whose links a machine followed
@@ -32,6 +42,13 @@ OTHER_CURRENCIES = "revenue_other_currencies"
 # What an entry row counts: carts that entered the flow in the group, those an order converted, their revenue
 # (in the store's currency; other currencies' orders count as conversions, their amounts are left out).
 ENTRY_COLUMNS = (ENTERED, "converted", "revenue")
+
+# What an A/B test compares between a step's variants: the rates per email sent (a variant that lands in spam
+# more often is worse for it), shoppers' clicks and conversions. Opens are shown, not tested: privacy proxies
+# open every email, so an open rate's difference says little.
+AB_RATES = {"open_rate": "opened", "click_rate": "clicked", "conversion_rate": "converted"}
+AB_TESTED = ("click_rate", "conversion_rate")
+CONTROL = "a"
 
 
 def revenue_column(currency: str, store_currency: str) -> str:
@@ -76,6 +93,59 @@ def build_report(ledger: MessageLedger, store_id: str, day_from: date, day_to: d
         "rows": rows,
         "totals": totals,
         "holdout": [_holdout(flow, entries) for flow in sorted({flow for flow, _ in entries})],
+        "ab_tests": _ab_tests(rows),
+    }
+
+
+def _ab_tests(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One item per (flow, step) that sent more than one variant in the report's days: each variant's rates,
+    and each other variant set against the control (``a``, else the first by name), with intervals that hold
+    together at 95% over the step's comparisons."""
+    steps: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in rows:  # sorted by flow, step and variant
+        steps.setdefault((row["flow"], row["step"]), []).append(row)
+    tests = []
+    for (flow, step), variants in steps.items():
+        if len(variants) < 2:
+            continue
+        control = next((v for v in variants if v["variant"] == CONTROL), variants[0])
+        z = family_z(len(variants) - 1)
+        comparisons = []
+        for other in variants:
+            if other is control:
+                continue
+            measured = {
+                rate: rate_difference(other[AB_RATES[rate]], other["sent"], control[AB_RATES[rate]], control["sent"], z)
+                for rate in AB_TESTED
+            }
+            comparisons.append({"variant": other["variant"], **{r: _difference(m) for r, m in measured.items()}})
+        tests.append(
+            {
+                "flow": flow,
+                "step": step,
+                "control": control["variant"],
+                "variants": [_variant(v) for v in variants],
+                "comparisons": comparisons,
+            }
+        )
+    return tests
+
+
+def _variant(row: dict[str, Any]) -> dict[str, Any]:
+    sent = row["sent"]
+    figures = {c: row[c] for c in ("sent", "opened", "clicked", "converted", "revenue")}
+    rates = {rate: round(row[column] / sent, 4) if sent else None for rate, column in AB_RATES.items()}
+    per_email = _number((Decimal(str(row["revenue"])) / sent).quantize(Decimal("0.01"))) if sent else None
+    return {"variant": row["variant"], **figures, **rates, "revenue_per_email": per_email}
+
+
+def _difference(measured: Difference | None) -> dict[str, Any] | None:
+    if measured is None:
+        return None
+    return {
+        "difference": round(measured.points, 4),
+        "interval_95": [round(measured.low, 4), round(measured.high, 4)],
+        "significant": measured.significant,
     }
 
 
@@ -107,9 +177,9 @@ def holdout_summary(flow: dict[str, Any]) -> list[str]:
     lines = [f"holdout, {flow['flow']}:"]
     for name, label in ((TREATED, "emailed"), (HOLDOUT, "held out")):
         group = flow[name]
-        rate = "-" if group["conversion_rate"] is None else f"{group['conversion_rate']:.1%}"
         lines.append(
-            f"  {label:>8}: {group['carts']} carts, {group['converted']} converted ({rate}), revenue {group['revenue']}"
+            f"  {label:>8}: {group['carts']} carts, {group['converted']} converted"
+            f" ({percent_text(group['conversion_rate'])}), revenue {group['revenue']}"
         )
     return [*lines, "  " + lift_sentence(flow["lift"])]
 
@@ -124,6 +194,38 @@ def lift_sentence(measured: dict[str, Any] | None) -> str:
         f"lift: {measured['conversion_rate'] * 100:+.1f} points (95% interval {low * 100:+.1f} to "
         f"{high * 100:+.1f}, {verdict}), incremental revenue {measured['incremental_revenue']}"
     )
+
+
+def ab_summary(test: dict[str, Any]) -> list[str]:
+    """A step's A/B test (one item of the report's ``ab_tests``) as lines of text."""
+    lines = [f"A/B test, {test['flow']} step {test['step']} (against {test['control']}):"]
+    for v in test["variants"]:
+        lines.append(
+            f"  {v['variant']:>8}: {v['sent']} sent, {v['clicked']} clicked ({percent_text(v['click_rate'])}),"
+            f" {v['converted']} converted ({percent_text(v['conversion_rate'])}), revenue {v['revenue']}"
+        )
+    return [*lines, *("  " + comparison_sentence(c, test["control"]) for c in test["comparisons"])]
+
+
+def comparison_sentence(comparison: dict[str, Any], control: str) -> str:
+    """One variant against the control, as a sentence (the CLI's table and the console show the same)."""
+    parts = []
+    for rate, label in (("click_rate", "clicks"), ("conversion_rate", "conversions")):
+        measured = comparison[rate]
+        if measured is None:
+            parts.append(f"{label} not measured until both have sent")
+            continue
+        low, high = measured["interval_95"]
+        verdict = "significant" if measured["significant"] else "not significant"
+        parts.append(
+            f"{label} {measured['difference'] * 100:+.1f} points"
+            f" (95% interval {low * 100:+.1f} to {high * 100:+.1f}, {verdict})"
+        )
+    return f"{comparison['variant']} against {control}: " + "; ".join(parts)
+
+
+def percent_text(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"
 
 
 def _group(figures: GroupFigures) -> dict[str, Any]:
