@@ -174,7 +174,13 @@ class IngestEvent:
         message_id = None
         records: list[ContactRecord] | None = None
         if cart is not None:
-            sent = [r for r in cart.steps.values() if r.status == SENT and r.message_id and r.at <= event.occurred_at]
+            # The same window as an order matched by address: an order weeks after the cart's last email (a
+            # cart is kept 90 days) came back for reasons of its own, and crediting the email would inflate it.
+            sent = [
+                r
+                for r in cart.steps.values()
+                if r.status == SENT and r.message_id and r.at <= event.occurred_at <= r.at + ATTRIBUTION_WINDOW
+            ]
             if sent:
                 message_id = max(sent, key=lambda r: r.at).message_id
         if message_id is None and keys:
