@@ -223,3 +223,19 @@ def test_a_body_that_is_not_json_or_holds_nan_is_a_400(local_stack: LocalStack) 
         status, body = stack.post_shopify(raw, "checkouts/create")
         assert status == 400, body
         assert body["errors"][0]["message"].startswith("body is not valid JSON"), body
+
+
+def test_a_webhook_id_too_long_to_be_a_key_is_a_400_and_a_uuid_is_accepted(local_stack: LocalStack) -> None:
+    # The event log keys deliveries by their id; DynamoDB refuses a key over 1,024 bytes, which was a 503
+    # that Shopify would retry in vain.
+    stack = local_stack
+    status, body = stack.post_shopify(checkout(stack), "checkouts/create", webhook_id="x" * 1100)
+    assert status == 400, body
+    assert body["errors"] == [{"path": "headers.x-shopify-webhook-id", "message": "must be at most 256 bytes"}]
+
+    status, body = stack.post_shopify(checkout(stack), "checkouts/create", webhook_id="é" * 129)  # 258 bytes
+    assert status == 400, body
+
+    accepted_id = str(uuid.uuid4())
+    status, body = stack.post_shopify(checkout(stack), "checkouts/create", webhook_id=accepted_id)
+    assert (status, body) == (202, {"status": "accepted", "event_id": f"shopify:{accepted_id}"})

@@ -136,3 +136,24 @@ def test_preview_into_a_path_that_is_a_file_is_a_one_line_error(cli: Any, tmp_pa
     (tmp_path / "taken").write_text("not a folder", encoding="utf-8")
     code, _, err = cli("preview", "--step", "1", "--out", "taken")
     assert code == 1 and err.startswith("error: --out taken cannot be a folder to write to"), err
+
+
+def test_without_a_deployment_the_cli_says_how_to_choose_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Any, monkeypatch: Any
+) -> None:
+    # Forgetting --local or --stack is the commonest slip; it once ended in a ConfigError traceback.
+    monkeypatch.chdir(tmp_path)
+    for name in ("STORES_TABLE", "EVENTS_TABLE", "CARTS_TABLE", "CONTACTS_TABLE", "MESSAGES_TABLE", "COUNTERS_TABLE"):
+        monkeypatch.delenv(name, raising=False)
+
+    assert cli_main.main(["report", "--store", "tea-shop"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: missing environment variables: STORES_TABLE") and "--local" in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_unknown_stack_is_one_line_from_aws_not_a_traceback(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main.main(["--stack", "no-such-stack", "report", "--store", "tea-shop"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no-such-stack does not exist" in err, err
+    assert len(err.strip().splitlines()) == 1

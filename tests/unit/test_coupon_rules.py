@@ -121,6 +121,14 @@ def test_a_line_that_cannot_be_a_code_rejects_the_file_naming_the_line() -> None
     ]
 
 
+def test_a_line_the_csv_reader_refuses_rejects_the_file_naming_the_line() -> None:
+    # A field over the csv module's limit raised csv.Error out of the CLI as a traceback.
+    with pytest.raises(InvalidCodes) as raised:
+        parse_codes("code\nAAA-1\n" + "C" * 200_000 + "\n")
+
+    assert raised.value.problems == ["line 3: field larger than field limit (131072)"]
+
+
 def test_an_upload_adds_only_codes_not_yet_in_the_pool() -> None:
     stores, pool = FakeStores(), FakeCouponPool()
     stores.create(World.create(START).store)

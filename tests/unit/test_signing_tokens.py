@@ -196,6 +196,15 @@ def test_garbage_is_an_invalid_token_never_a_crash(text: str) -> None:
         verify_token(text, "key-1")
 
 
+@pytest.mark.parametrize("mac", ["é" * 22, "\ufffd\ufffd", "AAAAAAAAAAAAAAAAAAAAA\u3000"])
+def test_a_real_payload_with_a_mac_that_is_not_ascii_is_an_invalid_token(mac: str) -> None:
+    # A link whose end was mangled into other characters (%C3%A9, or %FF decoded as U+FFFD) once made the
+    # comparison raise TypeError, and the page answered 503 instead of 404.
+    payload = issue(token_for("shop-1", "taro@example.jp"), "key-1").split(".")[0]
+    with pytest.raises(InvalidToken):
+        verify_token(f"{payload}.{mac}", "key-1")
+
+
 def test_unsubscribing_stops_only_that_address_at_that_store() -> None:
     world = World.create(datetime(2026, 12, 1, tzinfo=UTC))
     other_store = new_store(store_settings("shop-2"), world.clock.now())

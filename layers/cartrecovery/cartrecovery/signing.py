@@ -19,6 +19,8 @@ SECRET_PREFIX = "whsec_"  # noqa: S105 (a format prefix, not a secret)
 MIN_KEY_BYTES = 24
 MAX_KEY_BYTES = 64
 TOLERANCE_SECONDS = 300
+# A webhook id is the event log's sort key, which DynamoDB caps at 1,024 bytes: 256 characters of UTF-8 fit.
+MAX_WEBHOOK_ID = 256
 
 
 class SignatureRejected(Exception):
@@ -70,7 +72,7 @@ def verify(
     try:
         if not webhook_id or not timestamp or not signature_header:
             raise SignatureRejected("missing header")
-        if len(webhook_id) > 256 or not timestamp.isdigit() or len(timestamp) > 12:
+        if len(webhook_id) > MAX_WEBHOOK_ID or not timestamp.isdigit() or len(timestamp) > 12:
             raise SignatureRejected("malformed header")
         sent_at = int(timestamp)
         if abs(now_epoch - sent_at) > tolerance:

@@ -71,7 +71,8 @@ def peek_store(text: str) -> str:
 def verify(text: str, key: str) -> UnsubscribeToken:
     token = _decode(text)
     payload, _, mac = text.partition(".")
-    if not hmac.compare_digest(_mac(key, payload), mac):
+    # compare_digest raises TypeError for a str that is not ASCII (a mangled link), where a MAC is just wrong.
+    if not mac.isascii() or not hmac.compare_digest(_mac(key, payload), mac):
         raise InvalidToken("bad signature")
     return token
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cartrecovery.settings import Settings
+from cartrecovery.settings import ConfigError, Settings
 
 LOCAL_DIR = Path(".local")
 STACK_OUTPUTS = {
@@ -60,7 +60,10 @@ def resolve_settings(*, local: bool, stack: str | None, region: str | None) -> S
 
         described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
         return stack_settings({o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])})
-    return Settings.from_env()
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:  # most often: neither --local nor --stack was given
+        raise ConfigError(f"{exc}; pass --local (the stack `make run` runs) or --stack NAME") from None
 
 
 def stack_settings(outputs: dict[str, str]) -> Settings:

@@ -27,6 +27,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from cartrecovery.cli.catalog import add_catalog_parsers
 from cartrecovery.cli.common import find_store, no_store
 from cartrecovery.cli.config import local_runtime, resolve_settings
@@ -38,7 +40,7 @@ from cartrecovery.clock import SystemClock, isoformat, parse_rfc3339
 from cartrecovery.domain.store import Store
 from cartrecovery.domain.text import has_unpaired_surrogate
 from cartrecovery.ports import AlreadyExists, UnknownStore
-from cartrecovery.settings import INGEST_STORE_CACHE_SECONDS
+from cartrecovery.settings import INGEST_STORE_CACHE_SECONDS, ConfigError
 from cartrecovery.usecases.erase import erase_shopper
 from cartrecovery.usecases.report import COLUMNS, ab_summary, build_report, holdout_summary
 from cartrecovery.usecases.stores import InvalidStore, create_store, revoke_secrets, rotate_secret, update_store
@@ -468,6 +470,14 @@ def main(argv: list[str] | None = None) -> int:
         if undecodable is not None:
             parser.error(f"the {undecodable.rstrip('_').replace('_', '-')} argument is not valid UTF-8 text")
         return int(args.func(args))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as exc:
+        # No region or credentials, an unknown stack, a stack that is not running: AWS's own words say
+        # what to fix; a traceback would only bury them.
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # The reader went away (``explain ... | head``): stop quietly, as other command-line tools do, and
         # point stdout at nothing so the interpreter's last flush does not fail again.

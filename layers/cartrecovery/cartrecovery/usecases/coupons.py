@@ -52,7 +52,12 @@ def parse_codes(text: str) -> ParsedCodes:
     duplicates: list[str] = []
     problems: list[str] = []
     header = None
-    for number, row in enumerate(csv.reader(io.StringIO(text.lstrip("\ufeff"))), start=1):
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:  # e.g. a field over the csv module's limit of 131,072 characters
+        raise InvalidCodes([f"line {reader.line_num}: {exc}"]) from None
+    for number, row in enumerate(rows, start=1):
         cell = row[0].strip() if row else ""
         if not cell:
             continue

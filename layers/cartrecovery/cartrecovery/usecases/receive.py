@@ -14,7 +14,7 @@ from cartrecovery.domain.events import Event, FieldError, InvalidEvent, decode_j
 from cartrecovery.domain.shopify import to_event_body
 from cartrecovery.domain.store import STORE_ID, Store
 from cartrecovery.ports import StoreCache, StoreRepository
-from cartrecovery.signing import SignatureRejected, verify, verify_shopify
+from cartrecovery.signing import MAX_WEBHOOK_ID, SignatureRejected, verify, verify_shopify
 from cartrecovery.usecases.ingest import IngestEvent, IngestResult
 
 MAX_BODY_BYTES = 256 * 1024
@@ -123,6 +123,15 @@ def receive_shopify(
             "Invalid webhook",
             "X-Shopify-Webhook-Id is required.",
             [FieldError("headers.x-shopify-webhook-id", "is required")],
+        )
+    # Shopify's ids are UUIDs. A much longer one, prefixed, could pass the event log's 1,024-byte key limit,
+    # which DynamoDB refuses with a validation error: a 503 that Shopify would retry in vain, not a 400.
+    if len(webhook_id.encode("utf-8", "replace")) > MAX_WEBHOOK_ID:
+        raise Rejected(
+            400,
+            "Invalid webhook",
+            f"X-Shopify-Webhook-Id must be at most {MAX_WEBHOOK_ID} bytes.",
+            [FieldError("headers.x-shopify-webhook-id", f"must be at most {MAX_WEBHOOK_ID} bytes")],
         )
     try:
         payload: Any = decode_json(body)  # as the event route: exact decimals, and no NaN or Infinity
