@@ -180,6 +180,24 @@ def signed(world: World, body: dict[str, Any], event_id: str = "msg-1") -> tuple
     return headers, raw
 
 
+def test_an_event_id_in_the_shopify_routes_key_space_is_refused() -> None:
+    """Both routes' deliveries share the event log; had this been taken, Shopify's own delivery of the id
+    ``1234`` would have been answered "duplicate" and its checkout dropped."""
+    world = World.create(datetime(2026, 12, 1, 1, 0, tzinfo=UTC))
+    headers, raw = signed(world, cart_updated("2026-12-01T10:15:00+09:00"), "shopify:1234")
+
+    with pytest.raises(Rejected) as caught:
+        receive_event(world.stores, world.ingest, world.store_id, headers, raw, time.time())
+
+    assert caught.value.status == 400
+    assert [(e.path, e.message) for e in caught.value.errors] == [
+        ("headers.webhook-id", "must not start with 'shopify:'")
+    ]
+    assert world.carts.items == {} and world.events.items == {}
+    headers, raw = signed(world, cart_updated("2026-12-01T10:15:00+09:00"), "shop:1234")
+    assert receive_event(world.stores, world.ingest, world.store_id, headers, raw, time.time()).status == "accepted"
+
+
 def test_an_event_dated_more_than_a_day_ahead_is_refused_and_a_little_drift_is_not() -> None:
     # Business time is the system's clock (ManualClock here), not the signature's wall clock.
     world = World.create(datetime(2026, 12, 1, 1, 0, tzinfo=UTC))

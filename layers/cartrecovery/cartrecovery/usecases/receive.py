@@ -18,6 +18,7 @@ from cartrecovery.signing import MAX_WEBHOOK_ID, SignatureRejected, verify, veri
 from cartrecovery.usecases.ingest import IngestEvent, IngestResult
 
 MAX_BODY_BYTES = 256 * 1024
+SHOPIFY_ID_PREFIX = "shopify:"  # the event log's id of a Shopify delivery: this, then X-Shopify-Webhook-Id
 UNAUTHORIZED_DETAIL = "The request could not be authenticated for this store."
 MAX_AHEAD = timedelta(hours=24)  # senders' clocks drift; days ahead is a bug, not drift
 AHEAD = "is more than 24 hours ahead of the receiver's clock"
@@ -89,6 +90,15 @@ def receive_event(
         ),
     )
     assert event_id is not None
+    if event_id.startswith(SHOPIFY_ID_PREFIX):
+        # The event log dedupes both routes in one key space, where the Shopify route's ids carry this prefix:
+        # an event sent under such an id would make Shopify's own delivery of that id read as a duplicate.
+        raise Rejected(
+            400,
+            "Invalid webhook",
+            f"webhook-id must not start with {SHOPIFY_ID_PREFIX!r}, kept for the Shopify route's deliveries.",
+            [FieldError("headers.webhook-id", f"must not start with {SHOPIFY_ID_PREFIX!r}")],
+        )
     try:
         event = _as_received(parse_event(decode_json(body)), ingest.clock.now())
     except InvalidEvent as exc:
@@ -143,7 +153,7 @@ def receive_shopify(
         event = _as_received(parse_event(mapped), ingest.clock.now())
     except InvalidEvent as exc:
         raise _invalid(exc) from exc
-    return ingest(store, f"shopify:{webhook_id}", event, _fingerprint(body))
+    return ingest(store, SHOPIFY_ID_PREFIX + webhook_id, event, _fingerprint(body))
 
 
 def _as_received(event: Event, now: datetime) -> Event:
