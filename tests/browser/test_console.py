@@ -1,5 +1,6 @@
 """The local console (``GET /_local/``, CONTRACT §3) as a person uses it: advance the clock with a button,
-find the email in the outbox, open it, emulate an open, see the report and the cart's decision log."""
+find the email in the outbox, open it, emulate an open, see the report and the cart's decision log, and open
+the preview of each A/B variant of a step."""
 
 from __future__ import annotations
 
@@ -160,3 +161,39 @@ def test_the_console_sets_a_steps_variants_against_each_other(local_stack: Any, 
     assert comparison.startswith("b against a: clicks +0.0 points")
     assert f"conversions {100 / sent['b']:+.1f} points" in comparison
     assert comparison.endswith("not significant)")
+
+
+def test_the_console_links_the_preview_of_each_variant_of_an_ab_step(local_stack: Any, tab: Any) -> None:
+    """A marketer testing two subject lines opens each one's preview from the console's preview list."""
+    stack, page = local_stack, tab.page
+    steps = [
+        {"step": 1, "delay_seconds": 7200, "variants": ["a", "b"]},
+        {"step": 2, "delay_seconds": 259200},
+        {"step": 3, "delay_seconds": 604800},
+    ]
+    store_id, _ = stack.new_store({"flows": {"cart_recovery": {"steps": steps}}})
+
+    page.goto(f"{stack.base_url}/_local/?store={store_id}")
+
+    lines = page.locator("#previews li")
+    assert [text.split(":")[0] for text in lines.all_inner_texts()] == [
+        "cart_recovery step 1 variant a",
+        "cart_recovery step 1 variant b",
+        "cart_recovery step 2",
+        "cart_recovery step 3",
+    ]
+    subjects = {}
+    for variant in ("a", "b"):
+        line = lines.filter(has_text=f"step 1 variant {variant}")
+        with tab.context.expect_page() as popup_info:
+            line.locator('a[href*="locale=ja"]', has_text="subject").click()
+        popup = popup_info.value
+        popup.wait_for_load_state()
+        assert f"variant={variant}" in popup.url
+        subjects[variant] = popup.locator("body").inner_text().strip()
+        popup.close()
+    assert subjects == {
+        "a": "【新茶屋】カートに商品が残っています",
+        "b": "【新茶屋】お買い忘れはありませんか？カートの商品をお取り置き中です",
+    }
+    assert tab.errors == []

@@ -1,7 +1,7 @@
 """Fixtures for the template tests.
 
 - ``svc``: the wired services on moto's in-process DynamoDB (tables built from ``template.yaml``); ``store``
-  adds a store. Fresh AWS state per test.
+  adds a store, ``ab_store`` one whose step 1 lists the A/B variants a and b. Fresh AWS state per test.
 - ``cli("templates", "upload", ...)``: runs ``cartrecovery`` in-process on ``svc`` and returns
   ``(exit code, stdout, stderr)``.
 - ``local_stack``: the e2e fixture (``tests/e2e/conftest.py``, loaded once by ``tests/shared_fixtures.py``);
@@ -96,6 +96,18 @@ def svc(monkeypatch: pytest.MonkeyPatch, template: dict[str, Any]) -> Iterator[w
 @pytest.fixture
 def store(svc: wiring.Services) -> Store:
     return create_store(svc.stores, STORE_SETTINGS, svc.clock)
+
+
+@pytest.fixture
+def ab_store(svc: wiring.Services) -> Store:
+    """A second store, testing two subject lines on step 1 (the shipped templates' ``b`` wording)."""
+    steps = [
+        {"step": 1, "delay_seconds": 7200, "variants": ["a", "b"]},
+        {"step": 2, "delay_seconds": 259200},
+        {"step": 3, "delay_seconds": 604800},
+    ]
+    settings = {**STORE_SETTINGS, "store_id": "ab-shop", "flows": {"cart_recovery": {"steps": steps}}}
+    return create_store(svc.stores, settings, svc.clock)
 
 
 Cli = Callable[..., tuple[int, str, str]]

@@ -1,5 +1,6 @@
 """A marketer's round trip on the local stack: create a store, upload templates with the CLI, and the next
-step-1 email uses them; a broken upload is refused with file and line; the browser preview shows the same.
+step-1 email uses them; a broken upload is refused with file and line; the browser preview shows the same,
+as any A/B variant of the step.
 
 Everything happens in a store of its own (the demo store's templates are shared by every other test)."""
 
@@ -134,3 +135,30 @@ def test_the_browser_preview_shows_the_stores_templates_and_is_linked_from_the_c
     reset = local_stack.cli("templates", "reset", "--store", shop["id"])
     assert reset.returncode == 0, reset.stderr
     assert "冬の新茶" not in local_stack.get(f"/_local/preview?{query}").text
+
+
+AB_STEPS = [
+    {"step": 1, "delay_seconds": 7200, "variants": ["a", "b"]},
+    {"step": 2, "delay_seconds": 259200},
+    {"step": 3, "delay_seconds": 604800},
+]
+
+
+def test_the_browser_preview_shows_the_variant_asked_for_and_names_the_steps_variants_otherwise(
+    local_stack: Any,
+) -> None:
+    store_id, _ = local_stack.new_store({"flows": {"cart_recovery": {"steps": AB_STEPS}}})
+
+    def subject(step: int, variant: str | None = None) -> Any:
+        chosen = f"&variant={variant}" if variant else ""
+        return local_stack.get(f"/_local/preview?store={store_id}&step={step}&locale=ja&part=subject{chosen}")
+
+    assert subject(1).text == subject(1, "a").text == "【新茶屋】カートに商品が残っています\n"
+    assert subject(1, "b").status == 200
+    assert subject(1, "b").text == "【新茶屋】お買い忘れはありませんか？カートの商品をお取り置き中です\n"
+    for step, variant, listed in ((1, "c", "a, b"), (2, "b", "a")):
+        unknown = subject(step, variant)
+        expected = f"cart_recovery step {step} has no variant {variant!r}; its variants: {listed}"
+        assert unknown.status == 404 and unknown.json()["detail"] == expected
+        assert unknown.headers["content-type"].startswith("application/problem+json")
+    assert subject(1, "B!").status == 400

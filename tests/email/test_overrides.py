@@ -1,4 +1,5 @@
-"""A store's own templates through the operator CLI: upload (checked, all or nothing), show, reset, preview.
+"""A store's own templates through the operator CLI: upload (checked, all or nothing, every A/B variant), show,
+reset, preview (of any variant).
 
 The CLI runs in-process against moto's DynamoDB; what it stored is read back through the repository the
 send function uses (and its warm cache)."""
@@ -250,3 +251,62 @@ def test_preview_of_a_folder_before_upload_reports_its_errors(
 
     assert code == 1 and f"{SUBJECT}:2: UndefinedError" in err
     assert not list(tmp_path.glob("step1.*"))
+
+
+# Compiles, and variant a renders: only a shopper drawn into b would meet the missing filter, at send time.
+BROKEN_B = {
+    SUBJECT: '{% if email_variant == "b" %}{{ shop.name | shout }}{% else %}【{{ shop.name }}】お忘れもの{% endif %}'
+}
+
+
+def test_an_upload_whose_b_branch_breaks_is_rejected_for_a_store_testing_b(
+    svc: Services, store: Store, ab_store: Store, tmp_path: Path, cli: Cli
+) -> None:
+    folder = str(write_tree(tmp_path, BROKEN_B))
+
+    code, _out, err = cli("templates", "upload", "--store", ab_store.store_id, folder)
+
+    assert code == 1 and "nothing was stored" in err
+    assert f"  {SUBJECT}:1: TemplateRuntimeError: No filter named 'shout' found. (variant b)\n" in err, err
+    assert svc.stores.get_templates(ab_store.store_id) == {}
+    # A store that sends variant a alone takes it: nothing it sends runs the b branch.
+    assert cli("templates", "upload", "--store", store.store_id, folder)[0] == 0
+
+
+def test_preview_shows_the_chosen_variant_beside_the_others(
+    svc: Services, ab_store: Store, tmp_path: Path, cli: Cli
+) -> None:
+    name = ab_store.settings.name
+
+    code, out, err = cli("preview", "--store", ab_store.store_id, "--step", "1", "--out", str(tmp_path))
+    assert code == 0, err
+    assert f"subject: 【{name}】カートに商品が残っています" in out
+    assert "note: step 1 lists the variants a, b; this is a (choose with --variant)" in out
+    assert (tmp_path / "step1.ja.html").is_file()
+
+    code, out, err = cli(
+        "preview", "--store", ab_store.store_id, "--step", "1", "--variant", "b", "--out", str(tmp_path)
+    )
+    assert code == 0, err
+    assert f"subject: 【{name}】お買い忘れはありませんか？カートの商品をお取り置き中です" in out
+    assert str(tmp_path / "step1.ja.b.html") in out and str(tmp_path / "step1.ja.b.txt") in out
+    assert (tmp_path / "step1.ja.b.html").is_file() and "note:" not in out
+
+
+@pytest.mark.parametrize(
+    ("step", "variant", "expected"),
+    [
+        ("1", "c", "error: cart_recovery step 1 has no variant 'c'; its variants: a, b\n"),
+        ("2", "b", "error: cart_recovery step 2 has no variant 'b'; its variants: a\n"),
+    ],
+    ids=["unlisted", "step-without-variants"],
+)
+def test_preview_of_a_variant_the_step_does_not_list_is_an_error_naming_its_variants(
+    svc: Services, ab_store: Store, tmp_path: Path, cli: Cli, step: str, variant: str, expected: str
+) -> None:
+    code, out, err = cli(
+        "preview", "--store", ab_store.store_id, "--step", step, "--variant", variant, "--out", str(tmp_path)
+    )
+
+    assert code == 1 and err == expected and out == ""
+    assert not list(tmp_path.iterdir())

@@ -176,6 +176,22 @@ def test_a_step_the_store_has_its_own_templates_for_is_taken(
     assert [s.step for s in stored(svc, store).settings.flows["cart_recovery"].steps] == [1, 4]
 
 
+def test_listing_a_variant_whose_branch_of_the_stores_template_breaks_is_refused(
+    svc: Services, store: Store, cli: Any, tmp_path: Path
+) -> None:
+    """The upload was checked as variant a only (no step listed b then): listing b must not let it be sent."""
+    subject = '{% if email_variant == "b" %}{{ shop.name | shout }}{% else %}【{{ shop.name }}】{% endif %}'
+    svc.stores.save_templates(store.store_id, {"ja/cart_recovery/step1.subject.j2": subject}, "2026-12-01T00:00:00Z")
+    steps = [{"step": 1, "delay_seconds": 7200, "variants": ["a", "b"]}, {"step": 2, "delay_seconds": 259200}]
+
+    code, out, err = cli(*UPDATE, "--settings", patch_file(tmp_path, {"flows": {"cart_recovery": {"steps": steps}}}))
+
+    assert code == 2 and out == "", out
+    assert "flows.cart_recovery step 1 variant b cannot be sent (ja): " in err and len(err.splitlines()) == 1, err
+    assert "No filter named 'shout'" in err
+    assert stored(svc, store) == store
+
+
 def test_no_store_and_nothing_to_change_are_errors(svc: Services, store: Store, cli: Any) -> None:
     code, _, err = cli("store", "update", "--id", "no-such-shop", "--quiet-hours", "22:00-07:00")
     assert code == 1 and "error: no store 'no-such-shop'" in err

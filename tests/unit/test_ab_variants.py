@@ -1,4 +1,5 @@
-"""A/B variants of a step: which shopper gets which, what the email and its records carry, and the settings."""
+"""A/B variants of a step: which shopper gets which, what the email and its records carry, the settings, and
+how the template checks and previews render each variant."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ import dataclasses
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from cartrecovery.domain.measurement import Z_95, family_z, variant_for
 from cartrecovery.domain.store import DEFAULT_CART_RECOVERY, FlowStep, StoreSettings, settings_shape_problem
+from cartrecovery.email.overrides import check_overrides
 from cartrecovery.identity import email_hash
 from cartrecovery.tokens import verify
 from cartrecovery.usecases.report import ab_summary, build_report
 from cartrecovery.usecases.run_step import StepOutcome
-from tests.fakes import FakeLedger, World, cart_updated, order_placed, store_settings
+from cartrecovery.usecases.templates import UnknownVariant, preview_email, step_variants, unsendable_step
+from tests.fakes import FakeLedger, World, cart_updated, order_placed, shared_renderer, store_settings
 
 START = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo
 ABANDONED = "2026-12-01T10:00:00+09:00"
@@ -224,3 +229,87 @@ def test_step_variants_are_checked_and_kept() -> None:
     assert StoreSettings.from_dict(settings.to_dict()) == settings
     plain = StoreSettings.from_dict(base).to_dict()["flows"][FLOW]["steps"][0]
     assert "variants" not in plain  # a store without a test shows its steps as before
+
+
+SUBJECT = "ja/cart_recovery/step1.subject.j2"
+# Compiles, and variant a renders: only a shopper drawn into b would meet the missing filter, at send time.
+BROKEN_B = {SUBJECT: '{% if email_variant == "b" %}{{ shop.name | shout }}{% else %}【{{ shop.name }}】{% endif %}'}
+
+
+def test_the_template_check_renders_every_variant_a_step_lists_and_names_it() -> None:
+    store = ab_world().store
+
+    assert check_overrides(BROKEN_B) == []  # a store without variants never sends b: nothing to report
+    [problem] = check_overrides(BROKEN_B, variants=step_variants(store.settings))
+
+    assert str(problem) == f"{SUBJECT}:1: TemplateRuntimeError: No filter named 'shout' found. (variant b)"
+
+
+def test_a_problem_of_every_variant_names_them_all_and_a_syntax_error_names_none() -> None:
+    store = ab_world().store
+    broken = {SUBJECT: "{{ shop.slogan }}", "ja/cart_recovery/step1.txt.j2": "{% if cart %}"}
+
+    problems = [str(p) for p in check_overrides(broken, variants=step_variants(store.settings))]
+
+    assert problems == [
+        "ja/cart_recovery/step1.txt.j2:1: Unexpected end of template. Jinja was looking for the following tags: "
+        "'elif' or 'else' or 'endif'. The innermost block that needs to be closed is 'if'.",
+        f"{SUBJECT}:1: UndefinedError: 'dict object' has no attribute 'slogan' (variants a, b)",
+    ]
+    # Without variants, the same report as ever.
+    assert [str(p) for p in check_overrides(broken)] == [p.removesuffix(" (variants a, b)") for p in problems]
+
+
+def test_settings_that_list_a_variant_whose_branch_breaks_are_refused_naming_it() -> None:
+    store = ab_world().store
+
+    problem = unsendable_step(store, BROKEN_B, START)
+
+    assert problem is not None
+    assert problem.startswith("flows.cart_recovery step 1 variant b cannot be sent (ja): ")
+    assert "No filter named 'shout'" in problem
+    plain = ab_world(variants=("a",)).store
+    assert unsendable_step(plain, BROKEN_B, START) is None
+
+
+def test_a_preview_shows_the_chosen_variant_and_refuses_one_the_step_does_not_list() -> None:
+    store = ab_world().store
+
+    def subject(variant: str | None, step: int = 1) -> str:
+        preview = preview_email(
+            store,
+            None,
+            step,
+            now=START,
+            public_base_url="https://r.example",
+            renderer=shared_renderer(),
+            variant=variant,
+        )
+        assert preview.variants == (("a", "b") if step == 1 else ("a",))
+        return preview.email.subject
+
+    assert subject(None) == subject("a") == "【Matcha Shop】カートに商品が残っています"
+    assert subject("b") == "【Matcha Shop】お買い忘れはありませんか？カートの商品をお取り置き中です"
+    with pytest.raises(UnknownVariant, match="cart_recovery step 1 has no variant 'c'; its variants: a, b"):
+        subject("c")
+    with pytest.raises(UnknownVariant, match="cart_recovery step 2 has no variant 'b'; its variants: a"):
+        subject("b", step=2)
+
+
+def test_a_preview_defaults_to_the_steps_first_variant() -> None:
+    """A step listing b and c never sends a: its preview shows b unless told otherwise."""
+    store = ab_world(variants=("b", "c")).store
+
+    preview = preview_email(store, None, 1, now=START, public_base_url="https://r.example", renderer=shared_renderer())
+
+    assert preview.variant == "b" and "お取り置き中" in preview.email.subject
+
+
+def test_a_preview_without_a_store_takes_any_variant_name() -> None:
+    def preview(variant: str) -> str:
+        shown = preview_email(None, None, 1, now=START, public_base_url="https://r.example", variant=variant)
+        return shown.email.subject
+
+    assert "お取り置き中" in preview("b") and "お取り置き中" not in preview("winter-2")
+    with pytest.raises(UnknownVariant, match="'B#' is not a variant name"):
+        preview("B#")

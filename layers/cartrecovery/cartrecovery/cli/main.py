@@ -10,7 +10,7 @@ cartrecovery [--local | --stack NAME] explain --store shop1 --cart c-789
 cartrecovery [--local | --stack NAME] templates upload|show|reset --store shop1 [DIR]   (see cli/templates.py)
 cartrecovery [--local | --stack NAME] coupons upload|show --store shop1 [FILE]          (see cli/coupons.py)
 cartrecovery [--local | --stack NAME] consent show --store shop1 --email taro@example.jp    (see cli/consent.py)
-cartrecovery [--local | --stack NAME] preview --store shop1 --step 1 [--locale ja] [--out DIR]
+cartrecovery [--local | --stack NAME] preview --store shop1 --step 1 [--locale ja] [--variant b] [--out DIR]
 cartrecovery [--local | --stack NAME] catalog upload|show --store shop1 [FILE]     (see cli/catalog.py)
 cartrecovery send-event --example cart --email taro@example.jp      (signs and posts to the local stack)
 """

@@ -4,7 +4,7 @@ cartrecovery [--local | --stack NAME] templates upload --store shop1 DIR
 cartrecovery [--local | --stack NAME] templates show --store shop1 [--name ja/cart_recovery/step1.html.j2]
 cartrecovery [--local | --stack NAME] templates reset --store shop1
 cartrecovery [--local | --stack NAME] preview --store shop1 --step 1 [--flow cart_recovery] [--locale ja]
-                                      [--dir DIR] [--out DIR]
+                                      [--variant b] [--dir DIR] [--out DIR]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from cartrecovery.cli.common import ServicesFor, find_store, no_store
 from cartrecovery.domain.store import CART_RECOVERY
 from cartrecovery.email.overrides import InvalidOverrides, read_overrides
 from cartrecovery.email.render import TemplateError
-from cartrecovery.usecases.templates import UnknownStore, preview_email, upload_templates
+from cartrecovery.usecases.templates import UnknownStore, UnknownVariant, preview_email, upload_templates
 
 NowFor = Callable[[argparse.Namespace], datetime]
 
@@ -117,8 +117,9 @@ def cmd_preview(args: argparse.Namespace, services: ServicesFor, now_for: NowFor
             locale=args.locale,
             now=now,
             public_base_url=public_base_url,
+            variant=args.variant,
         )
-    except TemplateError as exc:
+    except (TemplateError, UnknownVariant) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     out = Path(args.out)
@@ -127,12 +128,17 @@ def cmd_preview(args: argparse.Namespace, services: ServicesFor, now_for: NowFor
     except OSError as exc:  # a file of that name, or no permission
         print(f"error: --out {args.out} cannot be a folder to write to: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    html_path = out / f"step{args.step}.{preview.locale}.html"
-    text_path = out / f"step{args.step}.{preview.locale}.txt"
+    # A chosen variant is in the file names, so that the previews of a step's variants sit side by side.
+    stem = f"step{args.step}.{preview.locale}" + (f".{preview.variant}" if args.variant else "")
+    html_path = out / f"{stem}.html"
+    text_path = out / f"{stem}.txt"
     html_path.write_text(preview.email.html, encoding="utf-8")
     text_path.write_text(preview.email.text, encoding="utf-8")
     if args.locale and preview.locale != args.locale:
         print(f"note: no {args.locale!r} templates; a shopper with that locale gets {preview.locale!r}")
+    if args.variant is None and len(preview.variants) > 1:
+        listed = ", ".join(preview.variants)
+        print(f"note: step {args.step} lists the variants {listed}; this is {preview.variant} (choose with --variant)")
     print(f"subject: {preview.email.subject}")
     print(f"html:    {html_path}")
     print(f"text:    {text_path}")
@@ -171,6 +177,11 @@ def add_template_parsers(commands: Any, services: ServicesFor, now_for: NowFor) 
     preview.add_argument("--step", type=int, required=True)
     preview.add_argument("--flow", default=CART_RECOVERY)
     preview.add_argument("--locale", help="the shopper's locale, e.g. ja or en (default: the store's)")
+    preview.add_argument(
+        "--variant",
+        help="the A/B variant to show, one the step lists in the store's settings (default: its first, a); "
+        "written to stepN.<locale>.<variant>.html and .txt",
+    )
     preview.add_argument("--dir", help="use the templates in this folder instead of the uploaded ones")
     preview.add_argument("--out", default=".", help="folder to write the files to (default: the current one)")
     preview.set_defaults(func=lambda args: cmd_preview(args, services, now_for))

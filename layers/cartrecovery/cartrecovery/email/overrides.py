@@ -5,8 +5,8 @@ A folder holds ``<locale>/<flow>/step<N>.{subject,html,txt}.j2`` and shared part
 each file replaces the shipped file of the same name for that store, and everything else keeps coming from
 the shipped templates. ``check_overrides`` renders every step of every flow in every locale the folder
 touches, with the overrides applied, against the sample data (a full context and one with every optional
-value missing), so an undefined variable or a syntax error is reported with its file and line before a
-single shopper could be affected.
+value missing), once for each A/B variant the store lists for the step, so an undefined variable or a
+syntax error is reported with its file and line before a single shopper could be affected.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from cartrecovery.domain.store import DEFAULT_VARIANTS
 from cartrecovery.email.render import EmailRenderer, TemplateError
 from cartrecovery.email.samples import sample_context, sparse_context
 
@@ -97,11 +98,18 @@ def flow_steps(templates_dir: Path, names: Iterable[str] = ()) -> list[tuple[str
     return sorted({(m["flow"], int(m["step"])) for m in matches if m})
 
 
-def check_overrides(overrides: Mapping[str, str], templates_dir: Path | None = None) -> list[Problem]:
+def check_overrides(
+    overrides: Mapping[str, str],
+    templates_dir: Path | None = None,
+    variants: Mapping[tuple[str, int], tuple[str, ...]] | None = None,
+) -> list[Problem]:
     """Every problem that stops these overrides from being used; empty when they are fine.
 
     Checks names and total size, compiles every file, then renders every step of every flow in every locale
-    the overrides touch (with locale fallback, as a send would) against a full and a sparse sample context."""
+    the overrides touch (with locale fallback, as a send would) against a full and a sparse sample context.
+    ``variants``: the A/B variants of each (flow, step) that lists its own; such a step is rendered once per
+    variant (a branch on ``email_variant`` that no other variant takes is only run by its own), and a problem
+    found there names the variants it was found in. Every other step is rendered as variant ``a``."""
     problems = [
         Problem(name, None, f"not a template name; expected {LAYOUT_HINT}")
         for name in overrides
@@ -120,19 +128,25 @@ def check_overrides(overrides: Mapping[str, str], templates_dir: Path | None = N
         )
     if problems:
         return problems
+    variants = variants or {}
     renderer = EmailRenderer(templates_dir, overrides, check_text=True)
-    seen: set[str] = set()
+    # Each problem once, with the variants it was found in; None once it was also found where no listed
+    # variant is in play (a compile error, a step without variants): it is then nobody's variant's, and is
+    # reported without one, so a store without variants reads exactly as it did before variants existed.
+    found: dict[Problem, tuple[str, ...] | None] = {}
 
-    def note(error: TemplateError, sparse: bool = False) -> None:
+    def note(error: TemplateError, sparse: bool = False, variant: str | None = None) -> None:
         message = _message(error)
         if sparse:
             message += f" (with optional values empty: {SPARSE_HINT})"
         if error.template and error.template not in overrides:
             message += " [in a shipped template, used with your files: check what your files define or pass]"
         problem = Problem(error.template or "", error.line, message)
-        if str(problem) not in seen:
-            seen.add(str(problem))
-            problems.append(problem)
+        earlier = found.get(problem, ())
+        if earlier is None or variant is None:
+            found[problem] = None
+        elif variant not in earlier:
+            found[problem] = (*earlier, variant)
 
     for name in sorted(overrides):
         try:
@@ -141,20 +155,36 @@ def check_overrides(overrides: Mapping[str, str], templates_dir: Path | None = N
             note(error)
     locales = sorted({name.split("/", 1)[0] for name in overrides})
     steps = [(locale, flow, step) for locale in locales for flow, step in flow_steps(renderer.templates_dir, overrides)]
+    slow = False
     try:
         with _time_limit(CHECK_SECONDS):
             for locale, flow, step in steps:
-                for context, sparse in ((sample_context, False), (sparse_context, True)):
-                    try:
-                        renderer.render(flow, step, locale, context(flow, step, locale))
-                    except TemplateError as error:
-                        note(error, sparse=sparse)
-                        break  # the full sample failed: the sparse one would only say it again
+                listed = variants.get((flow, step))
+                for variant in listed or DEFAULT_VARIANTS:
+                    for context, sparse in ((sample_context, False), (sparse_context, True)):
+                        sample = context(flow, step, locale)
+                        sample["email_variant"] = variant
+                        try:
+                            renderer.render(flow, step, locale, sample)
+                        except TemplateError as error:
+                            note(error, sparse=sparse, variant=variant if listed else None)
+                            break  # the full sample failed: the sparse one would only say it again
     except _TooSlow:
+        slow = True
+    problems = [_with_variants(problem, named) for problem, named in found.items()]
+    if slow:
         problems.append(
             Problem("", None, f"rendering the steps took over {CHECK_SECONDS} s (each takes milliseconds): any loops?")
         )
     return problems
+
+
+def _with_variants(problem: Problem, variants: tuple[str, ...] | None) -> Problem:
+    """``problem`` naming the A/B variants it was found in: ``... (variant b)``, ``... (variants a, b)``."""
+    if not variants:
+        return problem
+    label = f"variant {variants[0]}" if len(variants) == 1 else f"variants {', '.join(variants)}"
+    return Problem(problem.file, problem.line, f"{problem.message} ({label})")
 
 
 # Every step of every locale renders in milliseconds; a template that loops for longer would time out each

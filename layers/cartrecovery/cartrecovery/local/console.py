@@ -20,6 +20,7 @@ from cartrecovery.email.overrides import flow_steps
 from cartrecovery.local.demo import DEMO_STORE_ID
 from cartrecovery.local.runtime import LocalRuntime
 from cartrecovery.usecases.report import COLUMNS, build_report, comparison_sentence, lift_sentence, percent_text
+from cartrecovery.usecases.templates import listed_variants
 
 OUTBOX_LIMIT = 100
 CARTS_LIMIT = 100
@@ -97,10 +98,11 @@ PAGE = """<!doctype html>
 <p>Each step for a sample cart, with this store's settings and
  {% if uploaded %}its {{ uploaded }} uploaded template(s){% else %}the shipped templates{% endif %}:</p>
 <ul id="previews">
- {% for p in previews %}<li>{{ p.flow }} step {{ p.step }}:
+ {% for p in previews %}<li>{{ p.flow }} step {{ p.step }}{% if p.variant %} variant {{ p.variant }}{% endif %}:
  {% for locale in p.locales %}<a href="{{ p.url }}&amp;locale={{ locale|urlencode }}" target="_blank"
  rel="noopener">{{ locale }}</a> (<a href="{{ p.url }}&amp;locale={{ locale|urlencode }}&amp;part=text"
- target="_blank" rel="noopener">text</a>){% if not loop.last %} &middot; {% endif %}{% endfor %}</li>
+ target="_blank" rel="noopener">text</a>, <a href="{{ p.url }}&amp;locale={{ locale|urlencode }}&amp;part=subject"
+ target="_blank" rel="noopener">subject</a>){% if not loop.last %} &middot; {% endif %}{% endfor %}</li>
  {% else %}<li class="muted">no flow steps</li>{% endfor %}
 </ul>
 
@@ -212,16 +214,24 @@ def render_console(runtime: LocalRuntime, store_id: str = DEMO_STORE_ID) -> str:
     ]
     overrides = svc.stores.get_templates(store_id) if store else {}
     renderer = svc.renderer.with_overrides(overrides)
-    previews = [
-        {
-            "flow": flow,
-            "step": step,
-            "url": "/_local/preview?" + urlencode({"store": store_id, "flow": flow, "step": step}),
-            "locales": renderer.available_locales(),
-        }
-        for flow, step in flow_steps(renderer.templates_dir, overrides)
-        if store and flow in store.settings.flows
-    ]
+    # A step with A/B variants gets a line per variant: the shipped variants differ only in the subject,
+    # which the HTML page does not show, hence the subject link on every line.
+    previews = []
+    for flow, step in flow_steps(renderer.templates_dir, overrides):
+        if store is None or flow not in store.settings.flows:
+            continue
+        variants = listed_variants(store, flow, step)
+        for variant in variants if len(variants) > 1 else (None,):
+            query = {"store": store_id, "flow": flow, "step": step, **({"variant": variant} if variant else {})}
+            previews.append(
+                {
+                    "flow": flow,
+                    "step": step,
+                    "variant": variant,
+                    "url": "/_local/preview?" + urlencode(query),
+                    "locales": renderer.available_locales(),
+                }
+            )
     data: dict[str, Any] = {
         "store_id": store_id,
         "previews": previews,

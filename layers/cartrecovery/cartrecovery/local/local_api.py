@@ -20,11 +20,12 @@ Extensions (local only):
 | ``GET /_local/carts?store=demo`` | ``{"carts": [...]}``: each cart's status, timer, steps and decision log |
 | ``GET /_local/outbox/{message_id}.html`` | a sent email's HTML body, as a page (scripts blocked) |
 | ``GET /_local/schedules`` | ``{"schedules", "dead_letters", "recent"}``: armed steps, failed ones, firings |
-| ``GET /_local/preview?store=demo&step=N[&locale=ja&flow=...&part=html]`` | a step for a sample cart (below) |
+| ``GET /_local/preview?store=demo&step=N[&locale=ja&flow=...&variant=b&part=html]`` | a step's preview (below) |
 
 The preview renders a step as a send would, with the store's settings and uploaded templates, for a sample
 cart and shopper: ``part=html`` (default) as a page (scripts blocked), ``part=text`` or ``part=subject`` as
-plain text; a template error is a 422 problem naming file and line.
+plain text; a template error is a 422 problem naming file and line. ``variant`` is one of the A/B variants
+the store lists for the step (default: its first, ``a``); another is a 404 problem naming the step's variants.
 
 The carts view masks the shopper's address and shows the store's salted hash of it instead.
 ``POST /_local/clock/advance`` also answers ``sent`` (emails sent meanwhile) and ``failed`` (send invocations
@@ -222,10 +223,10 @@ class LocalApi:
         )
 
     def preview(self, request: Request, params: dict[str, str]) -> Reply:
-        from cartrecovery.domain.store import CART_RECOVERY
+        from cartrecovery.domain.store import CART_RECOVERY, VARIANT_NAME
         from cartrecovery.email.overrides import flow_steps
         from cartrecovery.email.render import TemplateError
-        from cartrecovery.usecases.templates import preview_email
+        from cartrecovery.usecases.templates import UnknownVariant, preview_email
 
         svc = self.runtime.services()
         store_id = request.query_param("store") or "demo"
@@ -239,6 +240,9 @@ class LocalApi:
             return problem_reply(400, "Bad Request", f"part must be one of {', '.join(PREVIEW_PARTS)}")
         if not re.fullmatch(r"[1-9][0-9]{0,2}", step_text):
             return problem_reply(400, "Bad Request", "step must be a step number, e.g. step=1")
+        variant = request.query_param("variant") or None
+        if variant is not None and not VARIANT_NAME.match(variant):
+            return problem_reply(400, "Bad Request", "variant must be a variant name, e.g. variant=b")
         overrides = svc.stores.get_templates(store_id)
         if (flow, int(step_text)) not in flow_steps(svc.renderer.templates_dir, overrides):
             return problem_reply(404, "Not Found", f"no templates for flow {flow!r} step {step_text}")
@@ -252,7 +256,10 @@ class LocalApi:
                 now=self.runtime.clock.now(),
                 public_base_url=self.runtime.base_url,
                 renderer=svc.renderer,
+                variant=variant,
             )
+        except UnknownVariant as exc:  # well-formed, but not one of this step's: like a step it does not have
+            return problem_reply(404, "Not Found", str(exc))
         except TemplateError as exc:
             return problem_reply(422, "Template Error", str(exc))
         if part == "html":

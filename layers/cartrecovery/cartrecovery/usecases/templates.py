@@ -2,10 +2,11 @@
 
 An upload replaces the store's whole set of overrides with the folder's files; what the folder does not
 contain comes from the shipped templates. Nothing is stored unless every step of every flow in every
-locale the folder touches renders with the sample data (``email/overrides.py``).
+locale the folder touches renders with the sample data, as every A/B variant the store lists for the step
+(``email/overrides.py``).
 
 A preview renders one step the way a send would (the store's settings and overrides, the shopper's locale
-with the same fallback) for a sample cart and shopper.
+with the same fallback, one of the step's variants) for a sample cart and shopper.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from datetime import datetime
 from pathlib import Path
 
 from cartrecovery.clock import Clock, isoformat
-from cartrecovery.domain.store import CART_RECOVERY, POOL_COUPON, Store, StoreSettings
+from cartrecovery.domain.store import (
+    CART_RECOVERY,
+    DEFAULT_VARIANTS,
+    POOL_COUPON,
+    VARIANT_NAME,
+    Store,
+    StoreSettings,
+)
 from cartrecovery.email.context import build_context, choose_locale
 from cartrecovery.email.overrides import (
     TEMPLATE_NAME,
@@ -45,6 +53,12 @@ class Preview:
     step: int
     locale: str  # the templates' locale actually used (after fallback)
     email: RenderedEmail
+    variant: str  # the A/B variant shown (``email_variant``)
+    variants: tuple[str, ...]  # every variant the step lists (``("a",)`` for a step without an A/B test)
+
+
+class UnknownVariant(ValueError):
+    """A preview asked for a variant the step does not list; the message names the ones it does."""
 
 
 def upload_templates(
@@ -61,11 +75,29 @@ def upload_templates(
     store = stores.get(store_id)
     if store is None:
         raise UnknownStore(store_id)
-    problems = check_overrides(overrides, templates_dir)
+    problems = check_overrides(overrides, templates_dir, step_variants(store.settings))
     if problems:
         raise InvalidOverrides(problems)
     templates.save_templates(store_id, dict(overrides), isoformat(clock.now()))
     return Uploaded(sorted(overrides), override_bytes(overrides), unused_files(overrides, store.settings))
+
+
+def step_variants(settings: StoreSettings) -> dict[tuple[str, int], tuple[str, ...]]:
+    """The A/B variants of each (flow, step) of the store that lists its own; every other step sends ``a``."""
+    return {
+        (flow.name, step.step): step.variants
+        for flow in settings.flows.values()
+        for step in flow.steps
+        if step.variants != DEFAULT_VARIANTS
+    }
+
+
+def listed_variants(store: Store | None, flow: str, step: int) -> tuple[str, ...]:
+    """The variants a shopper may get at ``flow`` step ``step`` of ``store``: ``("a",)`` for a step that
+    lists none, a step the store does not send, or no store (the sample shop)."""
+    found = store.settings.flows.get(flow) if store else None
+    listed = found.get(step) if found else None
+    return listed.variants if listed else DEFAULT_VARIANTS
 
 
 def unused_files(overrides: Mapping[str, str], settings: StoreSettings) -> list[str]:
@@ -95,16 +127,29 @@ def preview_email(
     now: datetime,
     public_base_url: str,
     renderer: EmailRenderer | None = None,
+    variant: str | None = None,
 ) -> Preview:
     """``flow`` step ``step`` as a shopper with ``locale`` (default: the store's) would get it, for a sample
     cart. With ``store``, its settings (name, legal items, coupon, recommendations, help links) fill the
-    context as on a send; without, the sample shop does. Raises ``TemplateError``."""
+    context as on a send; without, the sample shop does.
+
+    ``variant``: the A/B variant to show (default: the step's first, ``a`` unless it lists others). With a
+    store it must be one the step lists; without, any variant name will do (the sample shop lists none, and a
+    marketer may draft a variant before listing it). Raises ``UnknownVariant`` or ``TemplateError``."""
+    listed = listed_variants(store, flow, step)
+    if variant is None:
+        variant = listed[0]
+    elif store is not None and variant not in listed:
+        raise UnknownVariant(f"{flow} step {step} has no variant {variant!r}; its variants: {', '.join(listed)}")
+    elif store is None and not VARIANT_NAME.match(variant):
+        raise UnknownVariant(f"{variant!r} is not a variant name (a lower-case letter, then up to 15 a-z, 0-9, _ or -)")
     renderer = (renderer or EmailRenderer()).with_overrides(overrides)
     unsubscribe_url = public_base_url.rstrip("/") + PREVIEW_UNSUBSCRIBE_PATH
     if store is None:
         chosen = choose_locale(locale, renderer.available_locales(), "ja")
         context = sample_context(flow, step, chosen)
         context["unsubscribe_url"] = unsubscribe_url
+        context["email_variant"] = variant
     else:
         settings = store.settings
         chosen = choose_locale(locale or settings.locale, renderer.available_locales(), settings.locale)
@@ -121,27 +166,39 @@ def preview_email(
             now,
             coupon_code=SAMPLE_POOL_CODE if pool else None,
             first_purchase=True,  # the sample shopper has no order yet: show what a new shopper sees
+            email_variant=variant,
         )
-    return Preview(flow, step, chosen, renderer.render(flow, step, chosen, context))
+    return Preview(flow, step, chosen, renderer.render(flow, step, chosen, context), variant, listed)
 
 
 def unsendable_step(
     store: Store, overrides: Mapping[str, str] | None, now: datetime, renderer: EmailRenderer | None = None
 ) -> str | None:
     """Why a step of the store's cart-recovery flow could not be sent with these settings (a step number
-    with no templates, a template that needs a setting the store has not got), for a sample cart in every
-    locale the templates have; None when every step renders. A send that cannot render fails on every
-    retry and ends in the dead-letter queue, so settings are checked before they are saved."""
+    with no templates, a template that needs a setting the store has not got, a variant whose branch of a
+    template breaks), for a sample cart in every locale the templates have and every variant the step lists;
+    None when every step renders. A send that cannot render fails on every retry and ends in the dead-letter
+    queue, so settings are checked before they are saved."""
     flow = store.settings.flows.get(CART_RECOVERY)
     if flow is None or not flow.enabled:
         return None
     renderer = (renderer or EmailRenderer()).with_overrides(overrides)
     for locale in renderer.available_locales():
         for step in flow.steps:
-            try:
-                preview_email(
-                    store, None, step.step, locale=locale, now=now, public_base_url=CHECK_BASE_URL, renderer=renderer
-                )
-            except TemplateError as exc:
-                return f"flows.{CART_RECOVERY} step {step.step} cannot be sent ({locale}): {exc}"
+            for variant in step.variants:
+                try:
+                    preview_email(
+                        store,
+                        None,
+                        step.step,
+                        locale=locale,
+                        now=now,
+                        public_base_url=CHECK_BASE_URL,
+                        renderer=renderer,
+                        variant=variant,
+                    )
+                except TemplateError as exc:
+                    # Named only for a step that lists variants: every other step reads as it always did.
+                    which = f" variant {variant}" if step.variants != DEFAULT_VARIANTS else ""
+                    return f"flows.{CART_RECOVERY} step {step.step}{which} cannot be sent ({locale}): {exc}"
     return None
