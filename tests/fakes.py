@@ -146,14 +146,18 @@ class FakeCarts:
         decision: Decision,
         timer: Timer | bool | None = False,
         step: tuple[str, StepRecord] | None = None,
-    ) -> None:
+        undecided: str | None = None,
+    ) -> bool:
         cart = self._require(store_id, cart_id)
+        if undecided is not None and undecided in cart.steps:
+            return False
         changes: dict[str, Any] = {"decisions": (*cart.decisions, decision)}
         if timer is None or isinstance(timer, Timer):
             changes["timer"] = timer
         if step is not None:
             changes["steps"] = {**cart.steps, step[0]: step[1]}
         self._put(dataclasses.replace(cart, **changes))
+        return True
 
     def claim_step(self, store_id: str, cart_id: str, key: str, record: StepRecord) -> bool:
         cart = self._require(store_id, cart_id)

@@ -155,11 +155,11 @@ def test_a_cart_left_half_updated_by_a_dead_invocation_is_not_parked_forever(
     carts = stack.services.carts
     update = carts.update_progress
 
-    def dies_before_moving_the_timer(*args: Any, **kwargs: Any) -> None:
+    def dies_before_moving_the_timer(*args: Any, **kwargs: Any) -> bool:
         if kwargs.get("timer") not in (None, False):
             monkeypatch.setattr(carts, "update_progress", update)
             raise Killed
-        update(*args, **kwargs)
+        return update(*args, **kwargs)
 
     monkeypatch.setattr(carts, "update_progress", dies_before_moving_the_timer)
     with pytest.raises(Killed):

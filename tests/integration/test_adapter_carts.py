@@ -221,6 +221,27 @@ def test_progress_logs_decisions_in_order_and_replaces_or_removes_the_timer(
     assert carts.get("tea-shop", "c-missing") is None
 
 
+def test_progress_on_an_undecided_step_is_written_only_while_the_step_has_no_record(
+    carts: DynamoCartRepository, cart: CartState, deployment: Deployment
+) -> None:
+    now = deployment.start
+    carts.save_fold(cart, expected_version=None)
+    deferred = Decision(now, "deferred", "cart_recovery", 1, "frequency_cap", now + timedelta(hours=10))
+    assert carts.update_progress(
+        "tea-shop", "c-1", decision=deferred, timer=timer(deployment, hours=10), undecided="cart_recovery#1"
+    )
+
+    carts.claim_step("tea-shop", "c-1", "cart_recovery#1", StepRecord(CLAIMED, now))  # another delivery's claim
+    later = Decision(now, "deferred", "cart_recovery", 1, "frequency_cap", now + timedelta(hours=20))
+    assert not carts.update_progress(
+        "tea-shop", "c-1", decision=later, timer=timer(deployment, hours=20), undecided="cart_recovery#1"
+    )
+
+    loaded = carts.get("tea-shop", "c-1")
+    assert loaded is not None and loaded.timer == timer(deployment, hours=10) and loaded.decisions == (deferred,)
+    assert loaded.steps["cart_recovery#1"].status == CLAIMED
+
+
 def test_a_cart_expires_90_days_after_its_last_activity(
     carts: DynamoCartRepository, cart: CartState, svc: Services, deployment: Deployment
 ) -> None:

@@ -346,3 +346,56 @@ def test_a_timer_that_fires_before_newer_activity_plus_delay_waits_instead_of_se
     world.advance_to(new_due)
     assert [o.action for o in world.fire_due()] == ["sent"]
     assert len(world.mailer.sent) == 1
+
+
+class StaleOnce(FakeCarts):
+    """Carts whose next read returns ``stale``: a delivery that read the cart just before another delivery of
+    the same firing claimed its step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stale: Any = None
+
+    def get(self, store_id: str, cart_id: str) -> Any:
+        stale, self.stale = self.stale, None
+        return stale or super().get(store_id, cart_id)
+
+
+def test_a_delivery_that_read_the_cart_before_another_sent_the_step_changes_nothing() -> None:
+    """It then finds the address emailed a moment ago and would defer the step for the frequency cap: setting
+    the timer back to the sent step over the next one, and logging a deferral of an email that went out."""
+    world = World.create(START, carts=StaleOnce())
+    world.send(cart_updated(ABANDONED))
+    world.advance_to(STEP1_DUE)
+    before = world.cart("c-1")
+    (sent,) = world.fire_due()
+    assert sent.action == "sent"
+    after = world.cart("c-1")
+    assert after.timer is not None and after.timer.step == 2
+
+    world.carts.stale = before  # type: ignore[attr-defined]
+    late = world.fire("c-1", 1)
+
+    assert (late.action, late.step) == ("already_claimed", 1)
+    assert world.cart("c-1").timer == after.timer
+    assert world.cart("c-1").decisions == after.decisions
+    assert len(world.mailer.sent) == 1
+
+
+def test_a_delivery_that_judged_a_step_too_late_keeps_the_record_of_one_that_sent_it() -> None:
+    """At the late limit's edge one delivery may send the step and another, a moment later, find it overdue:
+    the second must not overwrite the sent step's record (its message id credits the cart's orders)."""
+    world = World.create(START, store_settings(late_limit_seconds=3600), carts=StaleOnce())
+    world.send(cart_updated(ABANDONED))
+    world.advance_to(STEP1_DUE + timedelta(minutes=59))
+    before = world.cart("c-1")
+    (sent,) = world.fire_due()
+    assert sent.action == "sent"
+
+    world.advance_to(STEP1_DUE + timedelta(minutes=61))
+    world.carts.stale = before  # type: ignore[attr-defined]
+    late = world.fire("c-1", 1)
+
+    assert (late.action, late.step) == ("already_claimed", 1)
+    record = world.cart("c-1").step_record("cart_recovery", 1)
+    assert record is not None and record.status == SENT and record.message_id == sent.message_id

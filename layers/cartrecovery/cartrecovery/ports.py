@@ -270,8 +270,11 @@ class CartRepository(Protocol):
         decision: Decision,
         timer: Timer | bool | None = False,
         step: tuple[str, StepRecord] | None = None,
-    ) -> None:
-        """Log a decision; optionally replace the timer (None removes it, False leaves it) and a step."""
+        undecided: str | None = None,
+    ) -> bool:
+        """Log a decision; optionally replace the timer (None removes it, False leaves it) and a step. With
+        ``undecided`` (a step key), only while that step has no record: False, and nothing written, if
+        another delivery has claimed or decided it since this one read the cart."""
         ...
 
     def claim_step(self, store_id: str, cart_id: str, key: str, record: StepRecord) -> bool:

@@ -205,7 +205,8 @@ class DynamoCartRepository:
         decision: Decision,
         timer: Timer | bool | None = False,
         step: tuple[str, StepRecord] | None = None,
-    ) -> None:
+        undecided: str | None = None,
+    ) -> bool:
         sets = ["#decisions = list_append(#decisions, :decision)"]
         removes = []
         names = {"#decisions": "decisions"}
@@ -222,14 +223,24 @@ class DynamoCartRepository:
             names.update({"#steps": "steps", "#step": step[0]})
             values[":step"] = to_attr(encode_step(step[1]))
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        self.client.update_item(
-            TableName=self.table,
-            Key=self._key(store_id, cart_id),
-            UpdateExpression=expression,
-            ConditionExpression="attribute_exists(cart_id)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        condition = "attribute_exists(cart_id)"
+        if undecided is not None:
+            condition += " AND attribute_not_exists(#steps.#undecided)"
+            names.update({"#steps": "steps", "#undecided": undecided})
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._key(store_id, cart_id),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            if undecided is None:
+                raise
+            return False
+        return True
 
     def claim_step(self, store_id: str, cart_id: str, key: str, record: StepRecord) -> bool:
         try:

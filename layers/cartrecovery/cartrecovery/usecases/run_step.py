@@ -151,12 +151,15 @@ class RunDueStep:
         fired_step = step
         while step is not None and now > planned_at(cart, flow.name, step) + late_limit:
             # Overdue beyond the limit (a late event, a long outage): a stale reminder helps nobody.
-            self.carts.update_progress(
+            key = step_key(flow.name, step.step)
+            if not self.carts.update_progress(
                 store.store_id,
                 cart.cart_id,
                 decision=Decision(now, "skipped", flow.name, step.step, "too_late"),
-                step=(step_key(flow.name, step.step), StepRecord(SKIPPED, now, reason="too_late")),
-            )
+                step=(key, StepRecord(SKIPPED, now, reason="too_late")),
+                undecided=key,  # a delivery that judged it a moment earlier may have sent it: keep its record
+            ):
+                return StepOutcome("already_claimed", None, flow.name, step.step)
             cart = _with_step(cart, flow.name, step.step, StepRecord(SKIPPED, now, reason="too_late"))
             step = next_step(cart, flow)
         if step is None:
@@ -443,12 +446,18 @@ class RunDueStep:
         self, cart: CartState, flow: Flow, step: FlowStep, now: datetime, action: str, reason: str, when: datetime
     ) -> StepOutcome:
         timer = timer_for(cart, flow, step, now, not_before=when)
-        self.carts.update_progress(
+        if not self.carts.update_progress(
             cart.store_id,
             cart.cart_id,
             timer=timer,
             decision=Decision(now, action, flow.name, step.step, reason, timer.due_at),
-        )
+            # Several deliveries of one firing run at once. One that read the cart just before another claimed
+            # the step, and then its address record just after that one sent (the frequency cap: "deferred"),
+            # would set the timer back to the sent step over the next step's, and log a deferral of an email
+            # that went out. The step must still be undecided, or this delivery lost the race.
+            undecided=step_key(flow.name, step.step),
+        ):
+            return StepOutcome("already_claimed", None, flow.name, step.step)
         self.schedules.arm(timer, schedule_payload(cart, flow.name, step.step))
         return StepOutcome(action, reason, flow.name, step.step)
 
