@@ -425,7 +425,8 @@ def test_half_a_surrogate_pair_in_a_new_carts_text_is_a_400_and_stores_nothing(l
     (email_sent,) = stack.outbox(to=email)
     assert "抹茶ラテ 🍵" in email_sent["text"] and "抹茶ラテ 🍵" in email_sent["html"]
 
-    # A Shopify checkout is mapped onto the same event and checked the same way.
+    # A Shopify checkout is mapped onto the same event and checked the same way; the route takes a checkout
+    # without a line v1 cannot hold (docs/integration.md, Shopify), so the line is left out, never stored.
     token = uuid.uuid4().hex
     checkout = {
         "id": 1000 + uuid.uuid4().int % 10**9,
@@ -441,8 +442,8 @@ def test_half_a_surrogate_pair_in_a_new_carts_text_is_a_400_and_stores_nothing(l
     }
     raw = json.dumps(checkout).encode().replace(b"LONE", b"\\udf75")
     status, answer = stack.post_shopify(raw, "checkouts/create")
-    assert status == 400, answer
-    assert [e["path"] for e in answer["errors"]] == ["cart.items[0].name"], answer
+    assert status == 202, answer
+    assert stack.cart_view(token)["items"] == 0
 
 
 def test_amounts_with_trailing_zeros_or_float_noise_are_accepted(local_stack: Any) -> None:

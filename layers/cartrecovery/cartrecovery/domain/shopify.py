@@ -9,10 +9,12 @@ unexpected shape is treated as absent, and what is then missing is reported as a
 
 from __future__ import annotations
 
+import copy
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from cartrecovery.domain.events import MAX_ORDERS_COUNT, FieldError, InvalidEvent
+from cartrecovery.domain.events import MAX_ITEMS, MAX_ORDERS_COUNT, FieldError, InvalidEvent
 
 CHECKOUT_TOPICS = {"checkouts/create", "checkouts/update"}
 SUPPORTED_TOPICS = CHECKOUT_TOPICS | {"checkouts/delete", "orders/create"}
@@ -135,3 +137,48 @@ def _order_body(
     if cart_id:
         order["cart_id"] = cart_id
     return {"type": "order.placed", "occurred_at": occurred, "customer": _customer(payload), "order": order}
+
+
+# What a checkout may carry past v1's limits and still be taken without. Shopify retries a refused delivery
+# for hours and may then remove the webhook, so one odd checkout (a 150-line order, an address our check
+# refuses) must not be a 400: the cart is kept without the part v1 cannot hold. Without its email it is
+# never emailed; without its consent, neither. What identifies the event (the cart, the order, the time) is
+# never dropped: missing, the delivery stays a 400.
+_OPTIONAL = {
+    "customer.email",
+    "customer.name",
+    "customer.id",
+    "customer.locale",
+    "customer.orders_count",
+    "customer.marketing_consent",
+    "cart.total",
+    "cart.recovery_url",
+}
+_ITEM = re.compile(r"cart\.items\[(\d+)\]")
+
+
+def without_unfit(body: dict[str, Any], errors: list[FieldError]) -> tuple[dict[str, Any], list[str]]:
+    """``body`` without what ``errors`` found unfit and v1 can do without (see ``_OPTIONAL``), and the
+    paths dropped; no path dropped means the body cannot be mended."""
+    body = copy.deepcopy(body)
+    dropped: list[str] = []
+    cart = _dict(body.get("cart"))
+    listed = cart.get("items")
+    items: list[Any] = listed if isinstance(listed, list) else []
+    unfit_items: set[int] = set()
+    for error in errors:
+        section, _, rest = error.path.partition(".")
+        name = rest.split(".")[0]  # customer.marketing_consent.at: the consent, whole
+        unfit = _ITEM.match(error.path)
+        if error.path == "cart.items" and len(items) > MAX_ITEMS:
+            cart["items"] = items = items[:MAX_ITEMS]  # the first ones, as the shopper's cart lists them
+        elif unfit:
+            unfit_items.add(int(unfit.group(1)))
+        elif f"{section}.{name}" in _OPTIONAL and name in _dict(body.get(section)):
+            del body[section][name]
+        else:
+            continue
+        dropped.append(error.path)
+    if unfit_items:
+        cart["items"] = [item for index, item in enumerate(items) if index not in unfit_items]
+    return body, dropped

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cartrecovery.domain.events import Event, FieldError, InvalidEvent, decode_json, parse_event
-from cartrecovery.domain.shopify import to_event_body
+from cartrecovery.domain.shopify import to_event_body, without_unfit
 from cartrecovery.domain.store import STORE_ID, Store
 from cartrecovery.ports import StoreCache, StoreRepository
 from cartrecovery.signing import MAX_WEBHOOK_ID, SignatureRejected, verify, verify_shopify
 from cartrecovery.usecases.ingest import IngestEvent, IngestResult
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
 SHOPIFY_ID_PREFIX = "shopify:"  # the event log's id of a Shopify delivery: this, then X-Shopify-Webhook-Id
@@ -150,10 +153,25 @@ def receive_shopify(
         )
         if mapped is None or not _matchable(mapped):
             return None  # not ours to act on: acknowledge, or Shopify retries and finally drops the webhook
-        event = _as_received(parse_event(mapped), ingest.clock.now())
+        event = _as_received(_parse_mended(mapped), ingest.clock.now())
     except InvalidEvent as exc:
         raise _invalid(exc) from exc
     return ingest(store, SHOPIFY_ID_PREFIX + webhook_id, event, _fingerprint(body))
+
+
+def _parse_mended(body: dict[str, Any]) -> Event:
+    """A mapped Shopify delivery as an event, taken without the parts v1 cannot hold (``without_unfit``).
+    Items past the limit hide the items' own errors until they are cut, so it may take a second pass."""
+    for _ in range(3):
+        try:
+            return parse_event(body)
+        except InvalidEvent as exc:
+            body, dropped = without_unfit(body, exc.errors)
+            if not dropped:
+                raise
+            # Paths only, never values: an unfit field may be an address.
+            log.warning("shopify delivery taken without fields v1 cannot hold", extra={"dropped": dropped})
+    return parse_event(body)
 
 
 def _as_received(event: Event, now: datetime) -> Event:
