@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from cartrecovery.domain.events import MAX_ITEMS, InvalidEvent, decode_json, parse_event
-from cartrecovery.signing import sign
-from cartrecovery.usecases.receive import Rejected, receive_event
+from cartrecovery.signing import sign, sign_shopify
+from cartrecovery.usecases.receive import Rejected, receive_event, receive_shopify
 from tests.fakes import World, cart_cleared, cart_updated, item_body, order_placed
 
 
@@ -416,3 +416,37 @@ def _with_total(number_text: str) -> bytes:
     body = cart_updated("2026-12-01T10:15:00Z")
     body["cart"]["total"] = "TOTAL"
     return json.dumps(body).replace('"TOTAL"', number_text).encode()
+
+
+def test_a_shopify_checkout_taken_without_unfit_fields_says_which_in_the_log_and_never_their_values(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = World.create(datetime(2026, 12, 1, 1, 0, tzinfo=UTC))
+    line = {"sku": "TEA-001", "title": "抹茶", "price": "1280", "quantity": 1}
+    checkout = {
+        "token": "t-1",
+        "email": "山田@例え",
+        "updated_at": "2026-12-01T10:00:00+09:00",
+        "currency": "JPY",
+        "abandoned_checkout_url": "https://shop.example.jp/checkouts/t-1/recover",
+        "line_items": [line, {**line, "quantity": 0}],
+    }
+    raw = json.dumps(checkout).encode()
+    secret = world.store.shopify_secrets[0].secret
+    headers = {
+        "content-type": "application/json",
+        "x-shopify-topic": "checkouts/create",
+        "x-shopify-hmac-sha256": sign_shopify(secret, raw),
+        "x-shopify-webhook-id": "w-1",
+    }
+
+    with caplog.at_level("WARNING"):
+        result = receive_shopify(world.stores, world.ingest, world.store_id, headers, raw, time.time())
+
+    assert result is not None and result.status == "accepted"
+    cart = world.cart("t-1")
+    assert (len(cart.items), cart.customer.email) == (1, None)
+    assert caplog.messages == [
+        "shopify delivery taken without fields v1 cannot hold: customer.email, cart.items[1].quantity"
+    ]
+    assert "山田" not in caplog.text

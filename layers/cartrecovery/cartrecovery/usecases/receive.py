@@ -170,7 +170,7 @@ def _parse_mended(body: dict[str, Any]) -> Event:
             if not dropped:
                 raise
             # Paths only, never values: an unfit field may be an address.
-            log.warning("shopify delivery taken without fields v1 cannot hold", extra={"dropped": dropped})
+            log.warning("shopify delivery taken without fields v1 cannot hold: %s", ", ".join(dropped))
     return parse_event(body)
 
 
