@@ -135,18 +135,17 @@ def _variant(row: dict[str, Any]) -> dict[str, Any]:
     sent = row["sent"]
     figures = {c: row[c] for c in ("sent", "opened", "clicked", "converted", "revenue")}
     rates = {rate: round(row[column] / sent, 4) if sent else None for rate, column in AB_RATES.items()}
-    per_email = _number((Decimal(str(row["revenue"])) / sent).quantize(Decimal("0.01"))) if sent else None
+    per_email = _money(Decimal(str(row["revenue"])) / sent) if sent else None
     return {"variant": row["variant"], **figures, **rates, "revenue_per_email": per_email}
 
 
 def _difference(measured: Difference | None) -> dict[str, Any] | None:
-    if measured is None:
-        return None
-    return {
-        "difference": round(measured.points, 4),
-        "interval_95": [round(measured.low, 4), round(measured.high, 4)],
-        "significant": measured.significant,
-    }
+    return None if measured is None else {"difference": round(measured.points, 4), **_interval(measured)}
+
+
+def _interval(measured: Difference) -> dict[str, Any]:
+    """A difference's interval and verdict, as both the A/B comparisons and the holdout lift give them."""
+    return {"interval_95": [round(measured.low, 4), round(measured.high, 4)], "significant": measured.significant}
 
 
 def _holdout(flow: str, entries: dict[tuple[str, str], dict[str, Decimal]]) -> dict[str, Any]:
@@ -165,9 +164,8 @@ def _holdout(flow: str, entries: dict[tuple[str, str], dict[str, Decimal]]) -> d
         if measured is None
         else {
             "conversion_rate": round(measured.points, 4),
-            "interval_95": [round(measured.low, 4), round(measured.high, 4)],
-            "significant": measured.significant,
-            "incremental_revenue": _number(measured.incremental_revenue.quantize(Decimal("0.01"))),
+            **_interval(measured),
+            "incremental_revenue": _money(measured.incremental_revenue),
         },
     }
 
@@ -188,12 +186,8 @@ def lift_sentence(measured: dict[str, Any] | None) -> str:
     """The report's ``lift`` of a flow as a sentence (the CLI's table and the console show the same)."""
     if measured is None:
         return "lift: not measured until both groups have carts"
-    low, high = measured["interval_95"]
-    verdict = "significant" if measured["significant"] else "not significant"
-    return (
-        f"lift: {measured['conversion_rate'] * 100:+.1f} points (95% interval {low * 100:+.1f} to "
-        f"{high * 100:+.1f}, {verdict}), incremental revenue {measured['incremental_revenue']}"
-    )
+    points = _points_text(measured["conversion_rate"], measured)
+    return f"lift: {points}, incremental revenue {measured['incremental_revenue']}"
 
 
 def ab_summary(test: dict[str, Any]) -> list[str]:
@@ -214,14 +208,16 @@ def comparison_sentence(comparison: dict[str, Any], control: str) -> str:
         measured = comparison[rate]
         if measured is None:
             parts.append(f"{label} not measured until both have sent")
-            continue
-        low, high = measured["interval_95"]
-        verdict = "significant" if measured["significant"] else "not significant"
-        parts.append(
-            f"{label} {measured['difference'] * 100:+.1f} points"
-            f" (95% interval {low * 100:+.1f} to {high * 100:+.1f}, {verdict})"
-        )
+        else:
+            parts.append(f"{label} {_points_text(measured['difference'], measured)}")
     return f"{comparison['variant']} against {control}: " + "; ".join(parts)
+
+
+def _points_text(difference: float, measured: dict[str, Any]) -> str:
+    """``+4.0 points (95% interval +1.8 to +6.2, significant)``: a difference of rates and its ``_interval``."""
+    low, high = measured["interval_95"]
+    verdict = "significant" if measured["significant"] else "not significant"
+    return f"{difference * 100:+.1f} points (95% interval {low * 100:+.1f} to {high * 100:+.1f}, {verdict})"
 
 
 def percent_text(rate: float | None) -> str:
@@ -236,8 +232,13 @@ def _group(figures: GroupFigures) -> dict[str, Any]:
         "converted": figures.converted,
         "revenue": _number(figures.revenue),
         "conversion_rate": None if rate is None else round(rate, 4),
-        "revenue_per_cart": None if per_cart is None else _number(per_cart.quantize(Decimal("0.01"))),
+        "revenue_per_cart": None if per_cart is None else _money(per_cart),
     }
+
+
+def _money(amount: Decimal) -> int | float:
+    """A per-cart or per-email amount, to the cent, as a JSON number."""
+    return _number(amount.quantize(Decimal("0.01")))
 
 
 def _add(amounts: dict[str, Any], currency: str, amount: Any) -> None:
